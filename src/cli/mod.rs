@@ -1,0 +1,71 @@
+//! hardrun's own commands (tool mode). These may print to stdout: they are run by
+//! people and CI, never by containerd.
+
+mod explain;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// The first arguments that select tool mode. Everything else is a runc command line.
+pub const TOOL_COMMANDS: &[&str] = &["explain", "version", "help", "--help", "-h"];
+
+/// Whether argv (without argv[0]) is a hardrun tool command rather than runc's.
+pub fn is_tool_command(args: &[OsString]) -> bool {
+    args.first().and_then(|a| a.to_str()).is_some_and(|a| TOOL_COMMANDS.contains(&a))
+}
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hardrun",
+    version,
+    about = "An OCI runtime wrapper that hardens, audits and then execs runc",
+    long_about = "hardrun runs in place of runc (containerd's BinaryName, or a RuntimeClass handler). \
+Called with a runc command line it applies the node's policies to create/run/restore/exec and execs the \
+real runc with the same arguments; every other runc subcommand goes straight to runc.\n\n\
+Called with one of the commands below it is a tool for operators.",
+    after_help = "Node config: /etc/hardrun/config.yaml (or $HARDRUN_CONFIG). Docs: docs/ in the source tree."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Tool,
+}
+
+#[derive(Debug, Subcommand)]
+enum Tool {
+    /// Show what hardrun would do to a bundle: decision, policies, resulting spec
+    Explain(explain::ExplainArgs),
+    /// Print hardrun's version and the runc it would run
+    Version,
+}
+
+/// Runs a tool command; returns the process exit code.
+pub fn run(args: &[OsString]) -> ExitCode {
+    let argv = std::iter::once(OsString::from("hardrun")).chain(args.iter().cloned());
+    let cli = match Cli::try_parse_from(argv) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
+        }
+    };
+    let result = match cli.command {
+        Tool::Explain(a) => explain::run(&a),
+        Tool::Version => version(),
+    };
+    result.unwrap_or_else(|e| {
+        eprintln!("hardrun: {e:#}");
+        ExitCode::from(2)
+    })
+}
+
+fn version() -> anyhow::Result<ExitCode> {
+    println!("hardrun {}", env!("CARGO_PKG_VERSION"));
+    let config = crate::config::NodeConfig::load_from_env()?;
+    match crate::runtime::find_runc(config.runtime.as_deref()) {
+        Ok(runc) => println!("runtime: {}", runc.display()),
+        Err(e) => println!("runtime: none ({e})"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

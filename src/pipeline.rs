@@ -1,0 +1,171 @@
+//! The create path, in order: context, select, check and mutate, audit, act.
+//!
+//! `evaluate` is pure (no I/O) and shared with `hardrun explain`; `create` adds the
+//! effects: reading the bundle and policies, the audit line, the atomic spec write.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::Value;
+use thiserror::Error;
+
+use crate::audit::{self, Decision, PolicyRef, Record};
+use crate::config::NodeConfig;
+use crate::context::ContainerContext;
+use crate::enforce::{self, Plan};
+use crate::policy::{LoadError, Mode, PolicySet, Settings};
+use crate::spec::{view, PatchError, SpecError, SpecFile};
+
+#[derive(Debug, Error)]
+pub enum PipelineError {
+    #[error("policy set rejected: {0}")]
+    Policy(#[from] LoadError),
+    #[error("{0}")]
+    Spec(#[from] SpecError),
+    #[error("cannot apply the policy's changes: {0}")]
+    Patch(#[from] PatchError),
+    #[error("cannot resolve bundle path {path}: {source}")]
+    Bundle { path: PathBuf, source: std::io::Error },
+}
+
+/// Everything decided about one container, before acting on it.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub context: ContainerContext,
+    pub policies: Vec<PolicyRef>,
+    pub settings: Settings,
+    pub plan: Plan,
+    pub decision: Decision,
+    /// The spec runc will get: patched in enforce mode, the original otherwise.
+    pub result: Value,
+}
+
+impl Evaluation {
+    /// The one-line reason for a denial: every denying rule with its ID.
+    pub fn denial_reason(&self) -> Option<String> {
+        let reasons: Vec<String> = self.plan.denials().map(|f| format!("[{}] {}", f.rule, f.message)).collect();
+        (!reasons.is_empty()).then(|| reasons.join("; "))
+    }
+}
+
+/// Selects, merges and plans for `spec` (pure).
+pub fn evaluate(policies: &PolicySet, spec: &Value, context: ContainerContext) -> Result<Evaluation, PipelineError> {
+    let selection = policies.select(&context);
+    let settings = selection.settings.clone();
+    let plan = enforce::plan(&settings, spec);
+    let refs = selection
+        .matched
+        .iter()
+        .map(|p| PolicyRef { name: p.name.clone(), hash: p.hash.clone(), source: p.source.display().to_string() })
+        .collect();
+    let denied = plan.denials().next().is_some();
+    let decision = match (settings.mode, denied, plan.patch.is_empty()) {
+        (Mode::Enforce, true, _) => Decision::Denied,
+        (Mode::Audit, true, _) | (Mode::Audit, false, false) => Decision::AuditOnly,
+        (_, false, true) => Decision::Allowed,
+        (Mode::Enforce, false, false) => Decision::Mutated,
+    };
+    let mut result = spec.clone();
+    if decision == Decision::Mutated {
+        plan.patch.apply(&mut result)?;
+    }
+    Ok(Evaluation { context, policies: refs, settings, plan, decision, result })
+}
+
+/// How hardrun was asked to create a container.
+#[derive(Debug, Clone)]
+pub struct CreateRequest<'a> {
+    pub command: &'a str,
+    pub bundle: &'a Path,
+    pub container_id: Option<&'a str>,
+    pub runtime_class: Option<&'a str>,
+    pub runc_root: Option<&'a Path>,
+}
+
+/// What the caller does next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// exec runc with the unchanged argv.
+    Exec,
+    /// Do not run runc; report this one line.
+    Deny(String),
+}
+
+/// Loads the policies and the bundle's spec, and evaluates.
+pub fn evaluate_bundle(config: &NodeConfig, req: &CreateRequest<'_>) -> Result<(SpecFile, Evaluation), PipelineError> {
+    let policies = PolicySet::load(&config.policy_dir)?;
+    let spec = SpecFile::load(req.bundle)?;
+    let context = ContainerContext::from_parts(
+        &view::annotations(&spec.value),
+        req.container_id,
+        req.runtime_class,
+        req.runc_root,
+    );
+    let eval = evaluate(&policies, &spec.value, context)?;
+    Ok((spec, eval))
+}
+
+fn absolute(path: &Path) -> Result<PathBuf, PipelineError> {
+    std::path::absolute(path).map_err(|source| PipelineError::Bundle { path: path.to_owned(), source })
+}
+
+/// The whole create path with its effects. Every path out of here that lets runc run
+/// has written its audit record first.
+pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
+    let started = Instant::now();
+    let mut record = Record::new(req.command);
+    record.container_id = req.container_id.map(str::to_owned);
+    let evaluated = absolute(req.bundle).and_then(|abs| {
+        record.bundle = Some(abs.display().to_string());
+        evaluate_bundle(config, req)
+    });
+    let (spec, eval) = match evaluated {
+        Ok(x) => x,
+        Err(e) => return deny_unevaluated(config, record, started, e.to_string()),
+    };
+    tracing::debug!(decision = ?eval.decision, policies = eval.policies.len(), "evaluated");
+    fill_record(&mut record, &eval);
+    record.duration_us = elapsed_us(started);
+    if let Err(e) = audit::append_line(&config.audit_log, &record) {
+        return Outcome::Deny(format!("hardrun: {e}; refusing to start an unaudited container"));
+    }
+    match eval.decision {
+        Decision::Denied => {
+            Outcome::Deny(format!("hardrun: container denied by policy: {}", eval.denial_reason().unwrap_or_default()))
+        }
+        Decision::Mutated => match spec.write_atomic(&eval.result) {
+            Ok(()) => Outcome::Exec,
+            Err(e) => {
+                let mut failed = record.clone();
+                failed.decision = Decision::Denied;
+                failed.reason = Some(e.to_string());
+                let _ = audit::append_line(&config.audit_log, &failed);
+                Outcome::Deny(format!("hardrun: {e}"))
+            }
+        },
+        Decision::Allowed | Decision::AuditOnly => Outcome::Exec,
+    }
+}
+
+fn fill_record(record: &mut Record, eval: &Evaluation) {
+    record.context = eval.context.clone();
+    record.policies = eval.policies.clone();
+    record.mode = eval.settings.mode;
+    record.decision = eval.decision;
+    record.reason = eval.denial_reason();
+    record.findings = eval.plan.findings.clone();
+    record.patch = eval.plan.patch.clone();
+}
+
+/// A create that failed before a decision: denied, recorded when the log allows.
+fn deny_unevaluated(config: &NodeConfig, mut record: Record, started: Instant, reason: String) -> Outcome {
+    record.decision = Decision::Denied;
+    record.reason = Some(reason.clone());
+    record.duration_us = elapsed_us(started);
+    let _ = audit::append_line(&config.audit_log, &record);
+    Outcome::Deny(format!("hardrun: {reason}"))
+}
+
+fn elapsed_us(since: Instant) -> u64 {
+    u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}

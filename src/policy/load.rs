@@ -1,0 +1,215 @@
+//! Reading policies: every `*.yaml`/`*.yml` file of the policy directory (names
+//! starting with `.` skipped, so a Kubernetes ConfigMap's `..data` is read only
+//! through its symlinks), each file holding any number of YAML documents. No
+//! directory: the embedded baseline. Any error rejects the whole set (fail closed).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+
+use super::model::{PolicyDoc, PolicySpec, API_VERSION, KIND_POLICY};
+use crate::fsutil::{self, ReadError};
+
+/// A policy file beyond this is a mistake or an attack, not a policy.
+pub const MAX_POLICY_FILE_BYTES: u64 = 1024 * 1024;
+/// Policies in one set, across all files.
+pub const MAX_POLICIES: usize = 1000;
+/// Files in the policy directory.
+pub const MAX_POLICY_FILES: usize = 1000;
+
+pub const EMBEDDED_BASELINE: &str = include_str!("../../policies/baseline.yaml");
+pub const EMBEDDED_BASELINE_SOURCE: &str = "<embedded>/baseline.yaml";
+
+#[derive(Debug, Error)]
+pub enum LoadError {
+    #[error("policy directory {path}: {source}")]
+    ReadDir { path: PathBuf, source: std::io::Error },
+    #[error("policy file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("policy file {path} is larger than {MAX_POLICY_FILE_BYTES} bytes")]
+    TooLarge { path: PathBuf },
+    #[error("policy directory {path} has more than {MAX_POLICY_FILES} policy files")]
+    TooManyFiles { path: PathBuf },
+    #[error("more than {MAX_POLICIES} policies")]
+    TooManyPolicies,
+    #[error("{}: {message}", place(path, *line, *column))]
+    Yaml { path: PathBuf, line: Option<usize>, column: Option<usize>, message: String },
+    #[error("{}: document {doc}: {message}", path.display())]
+    Invalid { path: PathBuf, doc: usize, message: String },
+    #[error("policy name {name:?} is used twice: {} and {}", first.display(), second.display())]
+    DuplicateName { name: String, first: PathBuf, second: PathBuf },
+}
+
+fn place(path: &Path, line: Option<usize>, column: Option<usize>) -> String {
+    match (line, column) {
+        (Some(l), Some(c)) => format!("{}:{l}:{c}", path.display()),
+        _ => path.display().to_string(),
+    }
+}
+
+/// A loaded policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    pub name: String,
+    /// The file it came from.
+    pub source: PathBuf,
+    /// `sha256:<hex>` of the document's canonical JSON: names the exact content in
+    /// the audit record.
+    pub hash: String,
+    pub spec: PolicySpec,
+}
+
+/// Where a policy set came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Embedded,
+    Dir(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct PolicySet {
+    pub origin: Origin,
+    pub policies: Vec<Policy>,
+}
+
+impl PolicySet {
+    /// The node's policies: `dir` when it exists, else the embedded baseline.
+    pub fn load(dir: &Path) -> Result<Self, LoadError> {
+        match std::fs::metadata(dir) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::embedded(),
+            Err(source) => Err(LoadError::ReadDir { path: dir.to_owned(), source }),
+            Ok(_) => Self::load_dir(dir),
+        }
+    }
+
+    pub fn embedded() -> Result<Self, LoadError> {
+        let policies = parse_policies(Path::new(EMBEDDED_BASELINE_SOURCE), EMBEDDED_BASELINE)?;
+        Ok(PolicySet { origin: Origin::Embedded, policies })
+    }
+
+    pub fn load_dir(dir: &Path) -> Result<Self, LoadError> {
+        let files = policy_files(dir)?;
+        Self::load_files(&files).map(|mut s| {
+            s.origin = Origin::Dir(dir.to_owned());
+            s
+        })
+    }
+
+    /// Loads the given files as one set.
+    pub fn load_files(files: &[PathBuf]) -> Result<Self, LoadError> {
+        let mut policies = Vec::new();
+        for path in files {
+            let text = read_policy_file(path)?;
+            policies.extend(parse_policies(path, &text)?);
+            if policies.len() > MAX_POLICIES {
+                return Err(LoadError::TooManyPolicies);
+            }
+        }
+        check_unique_names(&policies)?;
+        Ok(PolicySet { origin: Origin::Embedded, policies })
+    }
+}
+
+/// The policy files of a directory, sorted by name.
+pub fn policy_files(dir: &Path) -> Result<Vec<PathBuf>, LoadError> {
+    let rd = |source| LoadError::ReadDir { path: dir.to_owned(), source };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(rd)? {
+        let entry = entry.map_err(rd)?;
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if name.starts_with('.') || !(name.ends_with(".yaml") || name.ends_with(".yml")) {
+            continue;
+        }
+        files.push(entry.path());
+        if files.len() > MAX_POLICY_FILES {
+            return Err(LoadError::TooManyFiles { path: dir.to_owned() });
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+fn read_policy_file(path: &Path) -> Result<String, LoadError> {
+    let bytes = match fsutil::read_capped(path, MAX_POLICY_FILE_BYTES) {
+        Ok(b) => b,
+        Err(ReadError::TooLarge) => return Err(LoadError::TooLarge { path: path.to_owned() }),
+        Err(ReadError::Io(source)) => return Err(LoadError::Read { path: path.to_owned(), source }),
+    };
+    String::from_utf8(bytes).map_err(|e| LoadError::Yaml {
+        path: path.to_owned(),
+        line: None,
+        column: None,
+        message: format!("not UTF-8: {e}"),
+    })
+}
+
+fn yaml_error(path: &Path, e: &serde_yaml::Error) -> LoadError {
+    let (line, column, message) = crate::yaml::split_error(e);
+    LoadError::Yaml { path: path.to_owned(), line, column, message }
+}
+
+/// Parses every document of one file. Empty documents (a trailing `---`) are skipped.
+pub fn parse_policies(path: &Path, text: &str) -> Result<Vec<Policy>, LoadError> {
+    let mut out = Vec::new();
+    for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
+        let value = serde_yaml::Value::deserialize(de).map_err(|e| yaml_error(path, &e))?;
+        if value.is_null() {
+            continue;
+        }
+        check_header(path, i + 1, &value)?;
+        // Deserializing from the text again (not from `value`) keeps line/column in
+        // schema errors.
+        let doc = nth_document(text, i).map_err(|e| yaml_error(path, &e))?;
+        let hash = format!("sha256:{:x}", Sha256::digest(serde_json::to_vec(&doc).unwrap_or_default()));
+        out.push(Policy { name: doc.metadata.name.clone(), source: path.to_owned(), hash, spec: doc.spec });
+    }
+    Ok(out)
+}
+
+fn nth_document(text: &str, n: usize) -> Result<PolicyDoc, serde_yaml::Error> {
+    let de = serde_yaml::Deserializer::from_str(text).nth(n).expect("document counted above");
+    PolicyDoc::deserialize(de)
+}
+
+/// apiVersion and kind are checked first so a document of another kind gets a
+/// message about its kind, not about fields the Policy schema lacks.
+fn check_header(path: &Path, doc: usize, value: &serde_yaml::Value) -> Result<(), LoadError> {
+    let invalid = |message: String| LoadError::Invalid { path: path.to_owned(), doc, message };
+    let field = |k: &str| value.get(k).and_then(serde_yaml::Value::as_str).map(str::to_owned);
+    if !value.is_mapping() {
+        return Err(invalid("a policy document must be a mapping".into()));
+    }
+    match field("apiVersion") {
+        Some(v) if v == API_VERSION => {}
+        Some(v) => return Err(invalid(format!("unknown apiVersion {v:?} (expected {API_VERSION:?})"))),
+        None => return Err(invalid("missing apiVersion".into())),
+    }
+    match field("kind") {
+        Some(k) if k == KIND_POLICY => {}
+        Some(k) => return Err(invalid(format!("unknown kind {k:?} (expected {KIND_POLICY:?})"))),
+        None => return Err(invalid("missing kind".into())),
+    }
+    let name = value.get("metadata").and_then(|m| m.get("name")).and_then(serde_yaml::Value::as_str);
+    if name.is_none_or(|n| n.trim().is_empty()) {
+        return Err(invalid("missing metadata.name".into()));
+    }
+    Ok(())
+}
+
+fn check_unique_names(policies: &[Policy]) -> Result<(), LoadError> {
+    let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
+    for p in policies {
+        if let Some(first) = seen.insert(&p.name, &p.source) {
+            return Err(LoadError::DuplicateName {
+                name: p.name.clone(),
+                first: first.to_owned(),
+                second: p.source.clone(),
+            });
+        }
+    }
+    Ok(())
+}

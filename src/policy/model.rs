@@ -1,0 +1,131 @@
+//! The policy document format (`apiVersion: hardrun.dev/v1alpha1`, `kind: Policy`)
+//! and the merged settings it contributes to. Pure data: no effects, no I/O.
+
+use serde::{Deserialize, Serialize};
+
+use super::caps::CapName;
+use super::glob::Glob;
+use super::merge::{AllowList, Mode, Require, Strictness};
+use crate::context::{ContainerContext, ContainerType};
+use crate::strictness_by_fields;
+
+pub const API_VERSION: &str = "hardrun.dev/v1alpha1";
+pub const KIND_POLICY: &str = "Policy";
+
+/// One YAML document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyDoc {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: PolicySpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub annotations: std::collections::BTreeMap<String, String>,
+}
+
+/// What a policy selects and what it asks for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicySpec {
+    #[serde(rename = "match", default)]
+    pub selector: Selector,
+    /// A policy enforces unless it says otherwise.
+    #[serde(default = "enforce")]
+    pub mode: Mode,
+    #[serde(default)]
+    pub no_new_privileges: Require,
+    #[serde(default)]
+    pub capabilities: CapabilitySettings,
+}
+
+fn enforce() -> Mode {
+    Mode::Enforce
+}
+
+impl PolicySpec {
+    /// This policy's contribution to the merge.
+    pub fn settings(&self) -> Settings {
+        Settings { mode: self.mode, no_new_privileges: self.no_new_privileges, capabilities: self.capabilities.clone() }
+    }
+}
+
+/// Which containers a policy applies to. Every listed field must match (AND); within
+/// a field any entry may match (OR); an empty field matches anything. A field that
+/// names values a container does not have (a plain `runc run` has no Kubernetes
+/// namespace) does not match it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase", default)]
+pub struct Selector {
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub namespaces: Vec<Glob>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pods: Vec<Glob>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containers: Vec<Glob>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Glob>,
+    /// Absent: `[container]`. Pod sandboxes get a fixed minimal hardening unless a
+    /// policy names them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub container_types: Option<Vec<ContainerType>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub runtime_classes: Vec<Glob>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub containerd_namespaces: Vec<Glob>,
+}
+
+fn field_matches(globs: &[Glob], value: Option<&str>) -> bool {
+    globs.is_empty() || value.is_some_and(|v| globs.iter().any(|g| g.matches(v)))
+}
+
+impl Selector {
+    pub fn matches(&self, ctx: &ContainerContext) -> bool {
+        let types = self.container_types.as_deref().unwrap_or(&[ContainerType::Container]);
+        ctx.container_type.is_some_and(|t| types.contains(&t))
+            && field_matches(&self.namespaces, ctx.namespace.as_deref())
+            && field_matches(&self.pods, ctx.pod_name.as_deref())
+            && field_matches(&self.containers, ctx.container_name.as_deref())
+            && field_matches(&self.images, ctx.image.as_deref())
+            && field_matches(&self.runtime_classes, ctx.runtime_class.as_deref())
+            && field_matches(&self.containerd_namespaces, ctx.containerd_namespace.as_deref())
+    }
+}
+
+/// `capabilities:` in a policy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CapabilitySettings {
+    /// Every capability set of the container's process is clamped to this list.
+    #[serde(default)]
+    pub allow: AllowList<CapName>,
+}
+
+strictness_by_fields!(CapabilitySettings { allow });
+
+/// The merged settings for one container: the stricter of every matching policy's
+/// value, setting by setting. `Settings::default()` is the identity of the merge.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settings {
+    pub mode: Mode,
+    pub no_new_privileges: Require,
+    pub capabilities: CapabilitySettings,
+}
+
+strictness_by_fields!(Settings { mode, no_new_privileges, capabilities });
+
+impl Settings {
+    /// Merges any number of settings (the identity when there are none).
+    pub fn merge_all(items: impl IntoIterator<Item = Settings>) -> Settings {
+        items.into_iter().fold(Settings::default(), Strictness::stricter)
+    }
+}

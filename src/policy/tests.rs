@@ -1,0 +1,164 @@
+use std::path::Path;
+
+use proptest::prelude::*;
+
+use super::*;
+use crate::context::{ContainerContext, ContainerType};
+
+fn parse(text: &str) -> Result<Vec<Policy>, LoadError> {
+    load::parse_policies(Path::new("/p/test.yaml"), text)
+}
+
+fn ctx(ns: Option<&str>, image: Option<&str>) -> ContainerContext {
+    ContainerContext {
+        container_type: Some(ContainerType::Container),
+        namespace: ns.map(Into::into),
+        image: image.map(Into::into),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn embedded_baseline_loads() {
+    let set = PolicySet::embedded().unwrap();
+    assert!(!set.policies.is_empty());
+    let sel = set.select(&ctx(None, None));
+    assert_eq!(sel.settings.mode, Mode::Enforce);
+    assert!(sel.settings.no_new_privileges.0);
+    assert!(sel.settings.capabilities.allow.0.is_some());
+}
+
+#[test]
+fn multi_document_and_selection() {
+    let ps = parse(
+        "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: a}\nspec:\n  match: {namespaces: ['team-*']}\n  noNewPrivileges: true\n---\napiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: b}\nspec:\n  mode: audit\n  capabilities: {allow: [CHOWN, KILL]}\n---\n",
+    )
+    .unwrap();
+    assert_eq!(ps.len(), 2);
+    assert!(ps[0].hash.starts_with("sha256:") && ps[0].hash != ps[1].hash);
+    let set = PolicySet { origin: Origin::Embedded, policies: ps };
+    // A plain container (no namespace) gets only the policy that does not need one.
+    let plain = set.select(&ctx(None, None));
+    assert_eq!(plain.matched.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["b"]);
+    assert_eq!(plain.settings.mode, Mode::Audit);
+    let pod = set.select(&ctx(Some("team-x"), None));
+    assert_eq!(pod.matched.len(), 2);
+    assert_eq!(pod.settings.mode, Mode::Enforce, "any enforce wins");
+    assert!(pod.settings.no_new_privileges.0);
+}
+
+#[test]
+fn sandboxes_are_not_selected_by_default() {
+    let set = PolicySet::embedded().unwrap();
+    let mut c = ctx(Some("default"), None);
+    c.container_type = Some(ContainerType::Sandbox);
+    assert!(set.select(&c).matched.is_empty());
+}
+
+#[test]
+fn errors_name_their_place() {
+    let e = parse("apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: a\n").unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.starts_with("/p/test.yaml:"), "{msg}");
+    assert!(matches!(e, LoadError::Yaml { line: Some(_), column: Some(_), .. }), "{msg}");
+
+    let e =
+        parse("apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: a}\nspec:\n  noNewPrivilege: true\n")
+            .unwrap_err();
+    let msg = e.to_string();
+    assert!(msg.contains("unknown field `noNewPrivilege`") && msg.starts_with("/p/test.yaml:5:"), "{msg}");
+
+    let e = parse("apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: a}\nspec:\n  capabilities: {allow: [CAP_FLY]}\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown capability \"CAP_FLY\""), "{e}");
+
+    for (doc, want) in [
+        ("apiVersion: v2\nkind: Policy\nmetadata: {name: a}\nspec: {}\n", "unknown apiVersion"),
+        ("apiVersion: hardrun.dev/v1alpha1\nkind: Polcy\nmetadata: {name: a}\nspec: {}\n", "unknown kind"),
+        ("apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nspec: {}\n", "missing metadata.name"),
+        ("- 1\n", "must be a mapping"),
+        (
+            "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: a}\nspec: {match: {images: ['a***']}}\n",
+            "three or more",
+        ),
+    ] {
+        let e = parse(doc).unwrap_err().to_string();
+        assert!(e.contains(want), "{doc:?}: {e}");
+    }
+}
+
+#[test]
+fn duplicate_names_are_rejected() {
+    let d = tempfile::tempdir().unwrap();
+    let doc = "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: same}\nspec: {}\n";
+    std::fs::write(d.path().join("a.yaml"), doc).unwrap();
+    std::fs::write(d.path().join("b.yml"), doc).unwrap();
+    std::fs::write(d.path().join(".hidden.yaml"), "garbage: [").unwrap();
+    std::fs::write(d.path().join("notes.txt"), "garbage: [").unwrap();
+    let e = PolicySet::load(d.path()).unwrap_err();
+    assert!(matches!(e, LoadError::DuplicateName { .. }), "{e}");
+}
+
+#[test]
+fn missing_dir_is_embedded_and_oversize_file_is_refused() {
+    let set = PolicySet::load(Path::new("/nonexistent/policies.d")).unwrap();
+    assert_eq!(set.origin, Origin::Embedded);
+    let d = tempfile::tempdir().unwrap();
+    let mut big = String::from("# pad\n");
+    big.push_str(&"#".repeat(load::MAX_POLICY_FILE_BYTES as usize));
+    std::fs::write(d.path().join("big.yaml"), big).unwrap();
+    assert!(matches!(PolicySet::load(d.path()), Err(LoadError::TooLarge { .. })));
+    let d = tempfile::tempdir().unwrap();
+    let empty = PolicySet::load(d.path()).unwrap();
+    assert_eq!(empty.origin, Origin::Dir(d.path().to_owned()));
+    assert!(empty.policies.is_empty(), "an empty dir is an explicit empty set, not the baseline");
+}
+
+// ---- the merge laws, over arbitrary settings ----
+
+const CAPS: &[&str] = &["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW", "CAP_SYS_ADMIN", "CAP_SETUID", "CAP_BPF"];
+
+fn arb_allow() -> impl Strategy<Value = AllowList<CapName>> {
+    prop::option::of(prop::collection::btree_set(prop::sample::select(CAPS), 0..CAPS.len()))
+        .prop_map(|o| AllowList(o.map(|s| s.into_iter().map(|c| CapName::new(c).unwrap()).collect())))
+}
+
+fn arb_settings() -> impl Strategy<Value = Settings> {
+    (prop::bool::ANY, prop::bool::ANY, arb_allow()).prop_map(|(enforce, nnp, allow)| Settings {
+        mode: if enforce { Mode::Enforce } else { Mode::Audit },
+        no_new_privileges: Require(nnp),
+        capabilities: CapabilitySettings { allow },
+    })
+}
+
+proptest! {
+    #[test]
+    fn merge_is_commutative(a in arb_settings(), b in arb_settings()) {
+        prop_assert_eq!(a.clone().stricter(b.clone()), b.stricter(a));
+    }
+
+    #[test]
+    fn merge_is_associative(a in arb_settings(), b in arb_settings(), c in arb_settings()) {
+        prop_assert_eq!(a.clone().stricter(b.clone()).stricter(c.clone()), a.stricter(b.stricter(c)));
+    }
+
+    #[test]
+    fn merge_is_at_least_as_strict_as_each(a in arb_settings(), b in arb_settings()) {
+        let m = a.clone().stricter(b.clone());
+        prop_assert!(m.at_least_as_strict_as(&a));
+        prop_assert!(m.at_least_as_strict_as(&b));
+    }
+
+    #[test]
+    fn adding_a_policy_never_weakens(set in prop::collection::vec(arb_settings(), 0..6), extra in arb_settings()) {
+        let before = Settings::merge_all(set.clone());
+        let after = Settings::merge_all(set.into_iter().chain([extra]));
+        prop_assert!(after.at_least_as_strict_as(&before));
+    }
+
+    #[test]
+    fn merge_is_idempotent_and_default_is_identity(a in arb_settings()) {
+        prop_assert_eq!(a.clone().stricter(a.clone()), a.clone());
+        prop_assert_eq!(Settings::default().stricter(a.clone()), a);
+    }
+}

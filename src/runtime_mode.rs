@@ -1,0 +1,77 @@
+//! Runtime mode: hardrun invoked as runc. Parse, decide (create/run/restore/exec
+//! only), exec runc. Never writes stdout; errors go to runc's `--log` (or stderr
+//! when there is none, as runc does) and exit 1.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use crate::config::NodeConfig;
+use crate::context::runtime_class_from_argv0;
+use crate::pipeline::{self, CreateRequest, Outcome};
+use crate::runtime::{self, Command, RuncArgs, RuncLog};
+
+/// Runs hardrun as runc. Returns only when runc is not exec'd: the exit status.
+pub fn run(argv0: &str, args: &[OsString]) -> i32 {
+    let parsed = match runtime::argv::parse(args) {
+        Ok(p) => p,
+        Err(e) => {
+            let log = RuncLog::from_flags(&runtime::argv::lenient_globals(args));
+            log.error(&e.to_string());
+            return 1;
+        }
+    };
+    let log = RuncLog::from_flags(&parsed.global);
+    match decide_and_find(argv0, &parsed) {
+        Ok(runc) => {
+            let err = runtime::exec_runc(&runc, args);
+            log.error(&format!("hardrun: {err}"));
+            1
+        }
+        Err(msg) => {
+            log.error(&msg);
+            1
+        }
+    }
+}
+
+/// The runc to exec, after the policy work the subcommand needs; `Err`: refuse.
+fn decide_and_find(argv0: &str, parsed: &RuncArgs) -> Result<PathBuf, String> {
+    let config = NodeConfig::load_from_env().map_err(|e| format!("hardrun: {e}"))?;
+    let runc = runtime::find_runc(config.runtime.as_deref()).map_err(|e| format!("hardrun: {e}"))?;
+    match &parsed.command {
+        Command::Passthrough { .. } | Command::Exec { .. } => Ok(runc),
+        Command::Create { kind, bundle, id } => {
+            init_debug_log(&config);
+            let bundle = bundle.clone().unwrap_or_else(|| PathBuf::from("."));
+            let runtime_class = runtime_class_from_argv0(argv0);
+            let req = CreateRequest {
+                command: kind.as_str(),
+                bundle: &bundle,
+                container_id: id.as_deref(),
+                runtime_class: runtime_class.as_deref(),
+                runc_root: parsed.global.root.as_deref(),
+            };
+            match pipeline::create(&config, &req) {
+                Outcome::Exec => Ok(runc),
+                Outcome::Deny(msg) => Err(msg),
+            }
+        }
+    }
+}
+
+/// hardrun's own tracing goes to `debugLog` when configured, nowhere otherwise.
+fn init_debug_log(config: &NodeConfig) {
+    let Some(path) = config.debug_log.as_deref() else { return };
+    if let Ok(file) = open_append(path) {
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::sync::Mutex::new(file))
+            .with_ansi(false)
+            .with_max_level(tracing::Level::DEBUG)
+            .try_init();
+    }
+}
+
+fn open_append(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new().create(true).append(true).mode(0o600).custom_flags(libc::O_CLOEXEC).open(path)
+}
