@@ -35,6 +35,9 @@ pub struct NodeConfig {
     pub state_dir: PathBuf,
     /// hardrun's own tracing output; off when unset.
     pub debug_log: Option<PathBuf>,
+    /// Where the host's sysfs is read (AppArmor and cgroup detection); for chroots
+    /// and tests.
+    pub sys_root: PathBuf,
 }
 
 impl Default for NodeConfig {
@@ -45,6 +48,7 @@ impl Default for NodeConfig {
             audit_log: PathBuf::from("/var/log/hardrun/audit.jsonl"),
             state_dir: PathBuf::from("/var/lib/hardrun"),
             debug_log: None,
+            sys_root: PathBuf::from("/sys"),
         }
     }
 }
@@ -88,12 +92,13 @@ impl NodeConfig {
     }
 
     fn check_absolute(&self, path: &Path) -> Result<(), ConfigError> {
-        let keys: [(&'static str, Option<&PathBuf>); 5] = [
+        let keys: [(&'static str, Option<&PathBuf>); 6] = [
             ("runtime", self.runtime.as_ref()),
             ("policyDir", Some(&self.policy_dir)),
             ("auditLog", Some(&self.audit_log)),
             ("stateDir", Some(&self.state_dir)),
             ("debugLog", self.debug_log.as_ref()),
+            ("sysRoot", Some(&self.sys_root)),
         ];
         for (key, value) in keys {
             if let Some(v) = value.filter(|v| !v.is_absolute()) {

@@ -12,9 +12,9 @@ use thiserror::Error;
 use crate::audit::{self, Decision, PolicyRef, Record};
 use crate::config::NodeConfig;
 use crate::context::ContainerContext;
-use crate::enforce::{self, Plan};
+use crate::enforce::{self, Host, Plan};
 use crate::policy::{LoadError, Mode, PolicySet, Settings};
-use crate::spec::{view, PatchError, SpecError, SpecFile};
+use crate::spec::{view, Patch, PatchError, SpecError, SpecFile};
 
 #[derive(Debug, Error)]
 pub enum PipelineError {
@@ -33,8 +33,12 @@ pub enum PipelineError {
 pub struct Evaluation {
     pub context: ContainerContext,
     pub policies: Vec<PolicyRef>,
+    /// Exemptions that matched the container (whether or not they lifted anything).
+    pub exemptions: Vec<PolicyRef>,
     pub settings: Settings,
     pub plan: Plan,
+    /// The plan's operations, applied in enforce mode.
+    pub patch: Patch,
     pub decision: Decision,
     /// The spec runc will get: patched in enforce mode, the original otherwise.
     pub result: Value,
@@ -48,18 +52,26 @@ impl Evaluation {
     }
 }
 
-/// Selects, merges and plans for `spec` (pure).
-pub fn evaluate(policies: &PolicySet, spec: &Value, context: ContainerContext) -> Result<Evaluation, PipelineError> {
+/// Selects, merges and plans for `spec` (pure but for reading host namespace ids).
+pub fn evaluate(
+    policies: &PolicySet,
+    spec: &Value,
+    context: ContainerContext,
+    host: &Host,
+) -> Result<Evaluation, PipelineError> {
     let selection = policies.select(&context);
     let settings = selection.settings.clone();
-    let plan = enforce::plan(&settings, spec);
-    let refs = selection
-        .matched
-        .iter()
-        .map(|p| PolicyRef { name: p.name.clone(), hash: p.hash.clone(), source: p.source.display().to_string() })
-        .collect();
+    let plan = enforce::plan(&selection, spec, host);
+    let patch = plan.patch();
+    let reference = |name: &str, hash: &str, source: &Path| PolicyRef {
+        name: name.to_owned(),
+        hash: hash.to_owned(),
+        source: source.display().to_string(),
+    };
+    let refs = selection.matched.iter().map(|p| reference(&p.name, &p.hash, &p.source)).collect();
+    let exemptions = selection.exemptions.iter().map(|e| reference(&e.name, &e.hash, &e.source)).collect();
     let denied = plan.denials().next().is_some();
-    let decision = match (settings.mode, denied, plan.patch.is_empty()) {
+    let decision = match (settings.mode, denied, patch.is_empty()) {
         (Mode::Enforce, true, _) => Decision::Denied,
         (Mode::Audit, true, _) | (Mode::Audit, false, false) => Decision::AuditOnly,
         (_, false, true) => Decision::Allowed,
@@ -67,9 +79,9 @@ pub fn evaluate(policies: &PolicySet, spec: &Value, context: ContainerContext) -
     };
     let mut result = spec.clone();
     if decision == Decision::Mutated {
-        plan.patch.apply(&mut result)?;
+        patch.apply(&mut result)?;
     }
-    Ok(Evaluation { context, policies: refs, settings, plan, decision, result })
+    Ok(Evaluation { context, policies: refs, exemptions, settings, plan, patch, decision, result })
 }
 
 /// How hardrun was asked to create a container.
@@ -101,7 +113,7 @@ pub fn evaluate_bundle(config: &NodeConfig, req: &CreateRequest<'_>) -> Result<(
         req.runtime_class,
         req.runc_root,
     );
-    let eval = evaluate(&policies, &spec.value, context)?;
+    let eval = evaluate(&policies, &spec.value, context, &Host::detect(&config.sys_root))?;
     Ok((spec, eval))
 }
 
@@ -150,11 +162,12 @@ pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
 fn fill_record(record: &mut Record, eval: &Evaluation) {
     record.context = eval.context.clone();
     record.policies = eval.policies.clone();
+    record.exemptions = eval.exemptions.clone();
     record.mode = eval.settings.mode;
     record.decision = eval.decision;
     record.reason = eval.denial_reason();
     record.findings = eval.plan.findings.clone();
-    record.patch = eval.plan.patch.clone();
+    record.patch = eval.patch.clone();
 }
 
 /// A create that failed before a decision: denied, recorded when the log allows.

@@ -41,6 +41,8 @@ pub struct Record {
     pub bundle: Option<String>,
     pub context: ContainerContext,
     pub policies: Vec<PolicyRef>,
+    /// Exemptions that matched the container.
+    pub exemptions: Vec<PolicyRef>,
     pub mode: Mode,
     pub decision: Decision,
     /// Why it was denied, when it was.
@@ -62,6 +64,7 @@ impl Record {
             bundle: None,
             context: ContainerContext::default(),
             policies: Vec::new(),
+            exemptions: Vec::new(),
             mode: Mode::Enforce,
             decision: Decision::Denied,
             reason: None,

@@ -60,7 +60,7 @@ pub fn run(a: &ExplainArgs) -> anyhow::Result<ExitCode> {
     let out = match a.format {
         Format::Text => text(&eval)?,
         Format::Json => serde_json::to_string_pretty(&json(&eval))?,
-        Format::Patch => serde_json::to_string_pretty(&eval.plan.patch)?,
+        Format::Patch => serde_json::to_string_pretty(&eval.patch)?,
         Format::Spec => serde_json::to_string_pretty(&eval.result)?,
     };
     println!("{out}");
@@ -75,7 +75,8 @@ fn json(eval: &Evaluation) -> serde_json::Value {
         "policies": eval.policies,
         "settings": eval.settings,
         "findings": eval.plan.findings,
-        "patch": eval.plan.patch,
+        "patch": eval.patch,
+        "exemptions": eval.exemptions,
         "spec": eval.result,
     })
 }
@@ -92,10 +93,15 @@ fn text(eval: &Evaluation) -> anyhow::Result<String> {
     for p in &eval.policies {
         writeln!(s, "policy:   {} ({}, {})", p.name, p.source, p.hash)?;
     }
-    for f in &eval.plan.findings {
-        writeln!(s, "finding:  [{}] {}", f.rule, f.message)?;
+    for e in &eval.exemptions {
+        writeln!(s, "exemption: {} ({}, {})", e.name, e.source, e.hash)?;
     }
-    for op in &eval.plan.patch.0 {
+    for f in &eval.plan.findings {
+        let action = serde_json::to_value(f.action)?;
+        let by = f.exemption.as_deref().map(|e| format!(" (exempted by {e})")).unwrap_or_default();
+        writeln!(s, "finding:  {} [{}] {}{by}", action.as_str().unwrap_or("?"), f.rule, f.message)?;
+    }
+    for op in &eval.patch.0 {
         writeln!(s, "patch:    {}", serde_json::to_string(op)?)?;
     }
     writeln!(s, "config.json:")?;

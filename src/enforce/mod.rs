@@ -1,14 +1,24 @@
-//! The controls. Each looks at the merged settings and the spec and returns findings
-//! and JSON-Patch operations; none writes files, talks to registries or audits.
+//! The controls. Each looks at the merged settings, the spec and the host, and returns
+//! findings that carry their JSON-Patch operations; none writes files, talks to
+//! registries or audits. `plan` runs them all in a fixed order.
 
+pub mod apparmor;
 pub mod capabilities;
+pub mod devices;
+pub mod filesystem;
+pub mod host;
+pub mod namespaces;
+pub mod privileged;
 pub mod process;
+pub mod sysctls;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::policy::Settings;
-use crate::spec::Patch;
+pub use host::Host;
+
+use crate::policy::{Selection, Settings};
+use crate::spec::{Patch, PatchOp};
 
 /// What a finding did to the container.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -18,23 +28,39 @@ pub enum Action {
     Mutate,
     /// The container must not start.
     Deny,
+    /// Lifted by an exemption: neither applied nor denying.
+    Exempt,
+    /// Recorded only (for example a control skipped because the host lacks it).
+    Info,
 }
 
 /// One rule's verdict on one container. `rule` is a stable ID (`caps.clamped`, …)
 /// used in runc log lines, the audit record and the docs.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Finding {
     pub rule: String,
     pub action: Action,
     pub message: String,
+    /// The exemption that lifted it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exemption: Option<String>,
+    /// The operations this finding applies (part of the record's `patch`).
+    #[serde(skip)]
+    pub patch: Patch,
 }
 
 impl Finding {
-    pub fn mutate(rule: &str, message: impl Into<String>) -> Self {
-        Finding { rule: rule.to_owned(), action: Action::Mutate, message: message.into() }
+    pub fn mutate(rule: &str, message: impl Into<String>, patch: Patch) -> Self {
+        Finding { rule: rule.to_owned(), action: Action::Mutate, message: message.into(), exemption: None, patch }
     }
     pub fn deny(rule: &str, message: impl Into<String>) -> Self {
-        Finding { rule: rule.to_owned(), action: Action::Deny, message: message.into() }
+        Self::without_patch(rule, Action::Deny, message)
+    }
+    pub fn info(rule: &str, message: impl Into<String>) -> Self {
+        Self::without_patch(rule, Action::Info, message)
+    }
+    fn without_patch(rule: &str, action: Action, message: impl Into<String>) -> Self {
+        Finding { rule: rule.to_owned(), action, message: message.into(), exemption: None, patch: Patch::default() }
     }
 }
 
@@ -42,31 +68,81 @@ impl Finding {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
     pub findings: Vec<Finding>,
-    pub patch: Patch,
+    /// Operations that give later ones a place to go (an absent `/linux`).
+    pub prelude: Patch,
 }
 
 impl Plan {
-    fn add(&mut self, findings: impl IntoIterator<Item = Finding>, patch: Patch) {
-        self.findings.extend(findings);
-        self.patch.extend(patch);
-    }
-
     pub fn denials(&self) -> impl Iterator<Item = &Finding> {
         self.findings.iter().filter(|f| f.action == Action::Deny)
     }
+
+    /// Every operation to apply, in order.
+    pub fn patch(&self) -> Patch {
+        let mut all = Patch::default();
+        let ops: Vec<&PatchOp> = self.findings.iter().flat_map(|f| &f.patch.0).collect();
+        if !ops.is_empty() {
+            all.extend(self.prelude.clone());
+        }
+        all.0.extend(ops.into_iter().cloned());
+        all
+    }
+
+    /// Turns findings whose rule an exemption lifts into `exempt` ones, without their
+    /// operations.
+    fn apply_exemptions(&mut self, selection: &Selection<'_>) {
+        for f in &mut self.findings {
+            if !matches!(f.action, Action::Deny | Action::Mutate) {
+                continue;
+            }
+            if let Some(e) = selection.exemption_for(&f.rule) {
+                f.action = Action::Exempt;
+                f.exemption = Some(e.name.clone());
+                f.patch = Patch::default();
+            }
+        }
+    }
 }
 
-/// Runs every control, in a fixed order, against the original spec. Controls touch
-/// disjoint parts of the spec, so each patch applies independently of the others.
-pub fn plan(settings: &Settings, spec: &Value) -> Plan {
+/// Runs every control against the spec, in a fixed order; lifts exempted findings.
+/// Controls touch disjoint parts of the spec, so their operations apply in sequence.
+pub fn plan(selection: &Selection<'_>, spec: &Value, host: &Host) -> Plan {
+    let settings = &selection.settings;
     let mut plan = Plan::default();
-    let Some(process) = spec.get("process").filter(|p| p.is_object()) else {
-        // No process (not startable by runc): nothing for process controls to clamp.
-        return plan;
+    // Controls address /linux/...; give them one to address.
+    let normalized;
+    let spec = if spec.get("linux").is_some_and(Value::is_object) {
+        spec
+    } else {
+        plan.prelude.push(PatchOp::set(spec, "/linux", Value::Object(Default::default())));
+        let mut copy = spec.clone();
+        copy["linux"] = Value::Object(Default::default());
+        normalized = copy;
+        &normalized
     };
-    let (f, p) = process::no_new_privileges(settings.no_new_privileges, process, "/process");
-    plan.add(f, p);
-    let (f, p) = capabilities::clamp(&settings.capabilities, process, "/process");
-    plan.add(f, p);
+    plan.findings.extend(process_controls(settings, spec, host));
+    plan.findings.extend(apparmor::plan(&settings.apparmor, spec.get("process"), "/process", host));
+    plan.findings.extend(filesystem::plan(&settings.filesystem, spec));
+    plan.findings.extend(namespaces::plan(&settings.namespaces, spec, host));
+    plan.findings.extend(devices::plan(&settings.devices, spec));
+    plan.findings.extend(sysctls::plan(&settings.sysctls, spec));
+    if settings.deny_privileged.0 {
+        plan.findings.extend(privileged::check(spec));
+    }
+    plan.apply_exemptions(selection);
     plan
+}
+
+/// The controls of `process` (absent: runc cannot start it, nothing to clamp).
+fn process_controls(settings: &Settings, spec: &Value, _host: &Host) -> Vec<Finding> {
+    let Some(process) = spec.get("process").filter(|p| p.is_object()) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    out.extend(process::no_new_privileges(settings.no_new_privileges, process, "/process"));
+    out.extend(capabilities::plan(&settings.capabilities, process, "/process"));
+    out.extend(process::run_as_non_root(&settings.process, spec));
+    out.extend(process::rlimits(&settings.process.rlimits, process, "/process"));
+    out.extend(process::umask(settings.process.umask, process, "/process"));
+    out
 }

@@ -29,6 +29,13 @@ impl CapName {
     }
 }
 
+impl std::str::FromStr for CapName {
+    type Err = UnknownCapability;
+    fn from_str(s: &str) -> Result<Self, UnknownCapability> {
+        CapName::new(s)
+    }
+}
+
 impl fmt::Display for CapName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

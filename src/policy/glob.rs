@@ -98,6 +98,26 @@ impl Glob {
     }
 }
 
+impl std::str::FromStr for Glob {
+    type Err = GlobError;
+    fn from_str(s: &str) -> Result<Self, GlobError> {
+        Glob::new(s)
+    }
+}
+
+// Ordered by source text, so globs can live in the merge's sets.
+impl PartialOrd for Glob {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Glob {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.source.cmp(&other.source)
+    }
+}
+
 impl fmt::Display for Glob {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.source)

@@ -10,12 +10,12 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::model::{PolicyDoc, PolicySpec, API_VERSION, KIND_POLICY};
+use super::model::{ExemptionDoc, ExemptionSpec, PolicyDoc, PolicySpec, API_VERSION, KIND_EXEMPTION, KIND_POLICY};
 use crate::fsutil::{self, ReadError};
 
 /// A policy file beyond this is a mistake or an attack, not a policy.
 pub const MAX_POLICY_FILE_BYTES: u64 = 1024 * 1024;
-/// Policies in one set, across all files.
+/// Policies and exemptions in one set, across all files.
 pub const MAX_POLICIES: usize = 1000;
 /// Files in the policy directory.
 pub const MAX_POLICY_FILES: usize = 1000;
@@ -62,6 +62,15 @@ pub struct Policy {
     pub spec: PolicySpec,
 }
 
+/// A loaded exemption.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exemption {
+    pub name: String,
+    pub source: PathBuf,
+    pub hash: String,
+    pub spec: ExemptionSpec,
+}
+
 /// Where a policy set came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -73,6 +82,7 @@ pub enum Origin {
 pub struct PolicySet {
     pub origin: Origin,
     pub policies: Vec<Policy>,
+    pub exemptions: Vec<Exemption>,
 }
 
 impl PolicySet {
@@ -86,8 +96,8 @@ impl PolicySet {
     }
 
     pub fn embedded() -> Result<Self, LoadError> {
-        let policies = parse_policies(Path::new(EMBEDDED_BASELINE_SOURCE), EMBEDDED_BASELINE)?;
-        Ok(PolicySet { origin: Origin::Embedded, policies })
+        let docs = parse_documents(Path::new(EMBEDDED_BASELINE_SOURCE), EMBEDDED_BASELINE)?;
+        Ok(PolicySet { origin: Origin::Embedded, policies: docs.policies, exemptions: docs.exemptions })
     }
 
     pub fn load_dir(dir: &Path) -> Result<Self, LoadError> {
@@ -100,16 +110,23 @@ impl PolicySet {
 
     /// Loads the given files as one set.
     pub fn load_files(files: &[PathBuf]) -> Result<Self, LoadError> {
-        let mut policies = Vec::new();
+        let mut all = Documents::default();
         for path in files {
             let text = read_policy_file(path)?;
-            policies.extend(parse_policies(path, &text)?);
-            if policies.len() > MAX_POLICIES {
+            let docs = parse_documents(path, &text)?;
+            all.policies.extend(docs.policies);
+            all.exemptions.extend(docs.exemptions);
+            if all.policies.len() + all.exemptions.len() > MAX_POLICIES {
                 return Err(LoadError::TooManyPolicies);
             }
         }
-        check_unique_names(&policies)?;
-        Ok(PolicySet { origin: Origin::Embedded, policies })
+        let names = all
+            .policies
+            .iter()
+            .map(|p| (&p.name, &p.source))
+            .chain(all.exemptions.iter().map(|e| (&e.name, &e.source)));
+        check_unique_names(names)?;
+        Ok(PolicySet { origin: Origin::Embedded, policies: all.policies, exemptions: all.exemptions })
     }
 }
 
@@ -152,32 +169,50 @@ fn yaml_error(path: &Path, e: &serde_yaml::Error) -> LoadError {
     LoadError::Yaml { path: path.to_owned(), line, column, message }
 }
 
+/// The documents of one file, by kind.
+#[derive(Debug, Default)]
+pub struct Documents {
+    pub policies: Vec<Policy>,
+    pub exemptions: Vec<Exemption>,
+}
+
 /// Parses every document of one file. Empty documents (a trailing `---`) are skipped.
-pub fn parse_policies(path: &Path, text: &str) -> Result<Vec<Policy>, LoadError> {
-    let mut out = Vec::new();
+pub fn parse_documents(path: &Path, text: &str) -> Result<Documents, LoadError> {
+    let mut out = Documents::default();
     for (i, de) in serde_yaml::Deserializer::from_str(text).enumerate() {
         let value = serde_yaml::Value::deserialize(de).map_err(|e| yaml_error(path, &e))?;
         if value.is_null() {
             continue;
         }
-        check_header(path, i + 1, &value)?;
+        let kind = check_header(path, i + 1, &value)?;
         // Deserializing from the text again (not from `value`) keeps line/column in
         // schema errors.
-        let doc = nth_document(text, i).map_err(|e| yaml_error(path, &e))?;
-        let hash = format!("sha256:{:x}", Sha256::digest(serde_json::to_vec(&doc).unwrap_or_default()));
-        out.push(Policy { name: doc.metadata.name.clone(), source: path.to_owned(), hash, spec: doc.spec });
+        let nth = || serde_yaml::Deserializer::from_str(text).nth(i).expect("document counted above");
+        if kind == KIND_POLICY {
+            let doc = PolicyDoc::deserialize(nth()).map_err(|e| yaml_error(path, &e))?;
+            let hash = content_hash(&doc);
+            out.policies.push(Policy { name: doc.metadata.name, source: path.to_owned(), hash, spec: doc.spec });
+        } else {
+            let doc = ExemptionDoc::deserialize(nth()).map_err(|e| yaml_error(path, &e))?;
+            let hash = content_hash(&doc);
+            out.exemptions.push(Exemption { name: doc.metadata.name, source: path.to_owned(), hash, spec: doc.spec });
+        }
     }
     Ok(out)
 }
 
-fn nth_document(text: &str, n: usize) -> Result<PolicyDoc, serde_yaml::Error> {
-    let de = serde_yaml::Deserializer::from_str(text).nth(n).expect("document counted above");
-    PolicyDoc::deserialize(de)
+/// Parses the policies of one file (exemptions are an error here).
+pub fn parse_policies(path: &Path, text: &str) -> Result<Vec<Policy>, LoadError> {
+    parse_documents(path, text).map(|d| d.policies)
+}
+
+fn content_hash<T: serde::Serialize>(doc: &T) -> String {
+    format!("sha256:{:x}", Sha256::digest(serde_json::to_vec(doc).unwrap_or_default()))
 }
 
 /// apiVersion and kind are checked first so a document of another kind gets a
 /// message about its kind, not about fields the Policy schema lacks.
-fn check_header(path: &Path, doc: usize, value: &serde_yaml::Value) -> Result<(), LoadError> {
+fn check_header(path: &Path, doc: usize, value: &serde_yaml::Value) -> Result<&'static str, LoadError> {
     let invalid = |message: String| LoadError::Invalid { path: path.to_owned(), doc, message };
     let field = |k: &str| value.get(k).and_then(serde_yaml::Value::as_str).map(str::to_owned);
     if !value.is_mapping() {
@@ -188,26 +223,27 @@ fn check_header(path: &Path, doc: usize, value: &serde_yaml::Value) -> Result<()
         Some(v) => return Err(invalid(format!("unknown apiVersion {v:?} (expected {API_VERSION:?})"))),
         None => return Err(invalid("missing apiVersion".into())),
     }
-    match field("kind") {
-        Some(k) if k == KIND_POLICY => {}
-        Some(k) => return Err(invalid(format!("unknown kind {k:?} (expected {KIND_POLICY:?})"))),
+    let kind = match field("kind") {
+        Some(k) if k == KIND_POLICY => KIND_POLICY,
+        Some(k) if k == KIND_EXEMPTION => KIND_EXEMPTION,
+        Some(k) => return Err(invalid(format!("unknown kind {k:?} (expected {KIND_POLICY:?} or {KIND_EXEMPTION:?})"))),
         None => return Err(invalid("missing kind".into())),
-    }
+    };
     let name = value.get("metadata").and_then(|m| m.get("name")).and_then(serde_yaml::Value::as_str);
     if name.is_none_or(|n| n.trim().is_empty()) {
         return Err(invalid("missing metadata.name".into()));
     }
-    Ok(())
+    Ok(kind)
 }
 
-fn check_unique_names(policies: &[Policy]) -> Result<(), LoadError> {
+fn check_unique_names<'a>(names: impl Iterator<Item = (&'a String, &'a PathBuf)>) -> Result<(), LoadError> {
     let mut seen: BTreeMap<&str, &Path> = BTreeMap::new();
-    for p in policies {
-        if let Some(first) = seen.insert(&p.name, &p.source) {
+    for (name, source) in names {
+        if let Some(first) = seen.insert(name, source) {
             return Err(LoadError::DuplicateName {
-                name: p.name.clone(),
+                name: name.clone(),
                 first: first.to_owned(),
-                second: p.source.clone(),
+                second: source.clone(),
             });
         }
     }

@@ -1,26 +1,18 @@
-//! The policy document format (`apiVersion: hardrun.dev/v1alpha1`, `kind: Policy`)
-//! and the merged settings it contributes to. Pure data: no effects, no I/O.
+//! The document formats (`apiVersion: hardrun.dev/v1alpha1`: `kind: Policy` and
+//! `kind: Exemption`) and the merged settings policies contribute to. Pure data: no
+//! effects, no I/O.
 
 use serde::{Deserialize, Serialize};
 
-use super::caps::CapName;
 use super::glob::Glob;
-use super::merge::{AllowList, Mode, Require, Strictness};
+use super::merge::{Mode, Require, Strictness};
+pub use super::settings::*;
 use crate::context::{ContainerContext, ContainerType};
 use crate::strictness_by_fields;
 
 pub const API_VERSION: &str = "hardrun.dev/v1alpha1";
 pub const KIND_POLICY: &str = "Policy";
-
-/// One YAML document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct PolicyDoc {
-    pub api_version: String,
-    pub kind: String,
-    pub metadata: Metadata,
-    pub spec: PolicySpec,
-}
+pub const KIND_EXEMPTION: &str = "Exemption";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,7 +24,28 @@ pub struct Metadata {
     pub annotations: std::collections::BTreeMap<String, String>,
 }
 
-/// What a policy selects and what it asks for.
+/// A `kind: Policy` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct PolicyDoc {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: PolicySpec,
+}
+
+/// A `kind: Exemption` document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExemptionDoc {
+    pub api_version: String,
+    pub kind: String,
+    pub metadata: Metadata,
+    pub spec: ExemptionSpec,
+}
+
+/// What a policy selects and what it asks for. Every control is off unless the
+/// policy names it; the shipped policies say everything they do.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicySpec {
@@ -45,6 +58,22 @@ pub struct PolicySpec {
     pub no_new_privileges: Require,
     #[serde(default)]
     pub capabilities: CapabilitySettings,
+    #[serde(default)]
+    pub apparmor: AppArmorSettings,
+    #[serde(default)]
+    pub process: ProcessSettings,
+    #[serde(default)]
+    pub filesystem: FilesystemSettings,
+    #[serde(default)]
+    pub namespaces: NamespaceSettings,
+    #[serde(default)]
+    pub devices: DeviceSettings,
+    #[serde(default)]
+    pub sysctls: SysctlSettings,
+    /// Deny containers shaped like `privileged: true` (all capabilities, writable
+    /// /sys, or the host's /dev).
+    #[serde(default)]
+    pub deny_privileged: Require,
 }
 
 fn enforce() -> Mode {
@@ -54,8 +83,31 @@ fn enforce() -> Mode {
 impl PolicySpec {
     /// This policy's contribution to the merge.
     pub fn settings(&self) -> Settings {
-        Settings { mode: self.mode, no_new_privileges: self.no_new_privileges, capabilities: self.capabilities.clone() }
+        Settings {
+            mode: self.mode,
+            no_new_privileges: self.no_new_privileges,
+            capabilities: self.capabilities.clone(),
+            apparmor: self.apparmor.clone(),
+            process: self.process.clone(),
+            filesystem: self.filesystem.clone(),
+            namespaces: self.namespaces.clone(),
+            devices: self.devices.clone(),
+            sysctls: self.sysctls.clone(),
+            deny_privileged: self.deny_privileged,
+        }
     }
+}
+
+/// Which rules an exemption lifts, for which containers, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ExemptionSpec {
+    #[serde(rename = "match", default)]
+    pub selector: Selector,
+    /// Rule IDs (globs: `namespaces.host-*`) whose findings are lifted.
+    pub rules: Vec<Glob>,
+    /// Why: shown in the audit record and by the linter.
+    pub reason: String,
 }
 
 /// Which containers a policy applies to. Every listed field must match (AND); within
@@ -100,17 +152,6 @@ impl Selector {
     }
 }
 
-/// `capabilities:` in a policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CapabilitySettings {
-    /// Every capability set of the container's process is clamped to this list.
-    #[serde(default)]
-    pub allow: AllowList<CapName>,
-}
-
-strictness_by_fields!(CapabilitySettings { allow });
-
 /// The merged settings for one container: the stricter of every matching policy's
 /// value, setting by setting. `Settings::default()` is the identity of the merge.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -119,13 +160,42 @@ pub struct Settings {
     pub mode: Mode,
     pub no_new_privileges: Require,
     pub capabilities: CapabilitySettings,
+    pub apparmor: AppArmorSettings,
+    pub process: ProcessSettings,
+    pub filesystem: FilesystemSettings,
+    pub namespaces: NamespaceSettings,
+    pub devices: DeviceSettings,
+    pub sysctls: SysctlSettings,
+    pub deny_privileged: Require,
 }
 
-strictness_by_fields!(Settings { mode, no_new_privileges, capabilities });
+strictness_by_fields!(Settings {
+    mode,
+    no_new_privileges,
+    capabilities,
+    apparmor,
+    process,
+    filesystem,
+    namespaces,
+    devices,
+    sysctls,
+    deny_privileged,
+});
 
 impl Settings {
     /// Merges any number of settings (the identity when there are none).
     pub fn merge_all(items: impl IntoIterator<Item = Settings>) -> Settings {
         items.into_iter().fold(Settings::default(), Strictness::stricter)
+    }
+
+    /// The fixed hardening of a pod's sandbox (pause) container: it needs no
+    /// privilege at all, and nothing here can break it.
+    pub fn sandbox_floor() -> Settings {
+        Settings {
+            mode: Mode::Enforce,
+            no_new_privileges: Require(true),
+            capabilities: CapabilitySettings { allow: super::AllowList::only([]), ..Default::default() },
+            ..Default::default()
+        }
     }
 }

@@ -36,7 +36,7 @@ fn multi_document_and_selection() {
     .unwrap();
     assert_eq!(ps.len(), 2);
     assert!(ps[0].hash.starts_with("sha256:") && ps[0].hash != ps[1].hash);
-    let set = PolicySet { origin: Origin::Embedded, policies: ps };
+    let set = PolicySet { origin: Origin::Embedded, policies: ps, exemptions: vec![] };
     // A plain container (no namespace) gets only the policy that does not need one.
     let plain = set.select(&ctx(None, None));
     assert_eq!(plain.matched.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["b"]);
@@ -52,7 +52,9 @@ fn sandboxes_are_not_selected_by_default() {
     let set = PolicySet::embedded().unwrap();
     let mut c = ctx(Some("default"), None);
     c.container_type = Some(ContainerType::Sandbox);
-    assert!(set.select(&c).matched.is_empty());
+    let sel = set.select(&c);
+    assert!(sel.matched.is_empty());
+    assert_eq!(sel.settings, Settings::sandbox_floor());
 }
 
 #[test]
@@ -123,12 +125,83 @@ fn arb_allow() -> impl Strategy<Value = AllowList<CapName>> {
         .prop_map(|o| AllowList(o.map(|s| s.into_iter().map(|c| CapName::new(c).unwrap()).collect())))
 }
 
-fn arb_settings() -> impl Strategy<Value = Settings> {
-    (prop::bool::ANY, prop::bool::ANY, arb_allow()).prop_map(|(enforce, nnp, allow)| Settings {
-        mode: if enforce { Mode::Enforce } else { Mode::Audit },
-        no_new_privileges: Require(nnp),
-        capabilities: CapabilitySettings { allow },
+fn arb_caps() -> impl Strategy<Value = std::collections::BTreeSet<CapName>> {
+    prop::collection::btree_set(prop::sample::select(CAPS), 0..CAPS.len())
+        .prop_map(|s| s.into_iter().map(|c| CapName::new(c).unwrap()).collect())
+}
+
+fn arb_globs() -> impl Strategy<Value = std::collections::BTreeSet<Glob>> {
+    prop::collection::btree_set(prop::sample::select(&["/etc/**", "/", "/data", "/var/run/*.sock"][..]), 0..4)
+        .prop_map(|s| s.into_iter().map(|g| Glob::new(g).unwrap()).collect())
+}
+
+fn arb_allow_globs() -> impl Strategy<Value = AllowList<Glob>> {
+    prop::option::of(arb_globs()).prop_map(AllowList)
+}
+
+fn arb_capabilities() -> impl Strategy<Value = CapabilitySettings> {
+    (arb_allow(), arb_caps(), prop::bool::ANY).prop_map(|(allow, forbidden, deny)| CapabilitySettings {
+        allow,
+        forbidden: DenyList(forbidden),
+        on_forbidden: if deny { OnForbidden::Deny } else { OnForbidden::Drop },
     })
+}
+
+fn arb_process() -> impl Strategy<Value = ProcessSettings> {
+    let limits =
+        prop::collection::btree_map(prop::sample::select(&[Rlimit::Nofile, Rlimit::Nproc][..]), 1u64..1_000_000, 0..2);
+    (prop::bool::ANY, limits, prop::option::of(0u32..0o777)).prop_map(|(root, rl, umask)| ProcessSettings {
+        run_as_non_root: Require(root),
+        rlimits: RlimitCaps(rl),
+        umask: Umask(umask),
+    })
+}
+
+fn arb_filesystem() -> impl Strategy<Value = FilesystemSettings> {
+    let paths =
+        prop::collection::btree_set(prop::sample::select(&["/proc/kcore", "/proc/keys", "/sys/firmware"][..]), 0..3)
+            .prop_map(|s| DenyList(s.into_iter().map(str::to_owned).collect()));
+    (prop::bool::ANY, paths, arb_globs(), arb_globs(), arb_allow_globs(), arb_globs()).prop_map(
+        |(ro, masked, deny, deny_writable, allow, force)| FilesystemSettings {
+            read_only_rootfs: Require(ro),
+            masked_paths: masked.clone(),
+            readonly_paths: masked,
+            host_mounts: HostMountSettings {
+                deny: DenyList(deny),
+                deny_writable: DenyList(deny_writable),
+                allow,
+                force_read_only: DenyList(force),
+            },
+        },
+    )
+}
+
+fn arb_settings() -> impl Strategy<Value = Settings> {
+    let apparmor = (prop::collection::btree_set(prop::sample::select(&["a", "b"][..]), 0..2), prop::bool::ANY)
+        .prop_map(|(p, r)| AppArmorSettings {
+            profiles: DenyList(p.into_iter().map(str::to_owned).collect()),
+            require: Require(r),
+        });
+    let ns = prop::collection::btree_set(prop::sample::select(&[NamespaceKind::Pid, NamespaceKind::Network][..]), 0..2)
+        .prop_map(|s| NamespaceSettings { deny_host: DenyList(s) });
+    let controls =
+        (arb_capabilities(), apparmor, arb_process(), arb_filesystem(), ns, arb_allow_globs(), arb_allow_globs());
+    (prop::bool::ANY, prop::bool::ANY, prop::bool::ANY, controls).prop_map(
+        |(enforce, nnp, privileged, (capabilities, apparmor, process, filesystem, namespaces, devices, sysctls))| {
+            Settings {
+                mode: if enforce { Mode::Enforce } else { Mode::Audit },
+                no_new_privileges: Require(nnp),
+                capabilities,
+                apparmor,
+                process,
+                filesystem,
+                namespaces,
+                devices: DeviceSettings { allow: devices },
+                sysctls: SysctlSettings { allow: sysctls },
+                deny_privileged: Require(privileged),
+            }
+        },
+    )
 }
 
 proptest! {
