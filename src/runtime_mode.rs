@@ -39,7 +39,21 @@ fn decide_and_find(argv0: &str, parsed: &RuncArgs) -> Result<PathBuf, String> {
     let config = NodeConfig::load_from_env().map_err(|e| format!("hardrun: {e}"))?;
     let runc = runtime::find_runc(config.runtime.as_deref()).map_err(|e| format!("hardrun: {e}"))?;
     match &parsed.command {
-        Command::Passthrough { .. } | Command::Exec { .. } => Ok(runc),
+        Command::Passthrough { .. } => Ok(runc),
+        Command::Exec { flags, id } => {
+            init_debug_log(&config);
+            let runtime_class = runtime_class_from_argv0(argv0);
+            let req = pipeline::ExecRequest {
+                container_id: id.as_deref(),
+                flags,
+                runtime_class: runtime_class.as_deref(),
+                runc_root: parsed.global.root.as_deref(),
+            };
+            match pipeline::exec(&config, &req) {
+                Outcome::Exec => Ok(runc),
+                Outcome::Deny(msg) => Err(msg),
+            }
+        }
         Command::Create { kind, bundle, id } => {
             init_debug_log(&config);
             let bundle = bundle.clone().unwrap_or_else(|| PathBuf::from("."));

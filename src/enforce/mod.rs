@@ -90,7 +90,7 @@ impl Plan {
 
     /// Turns findings whose rule an exemption lifts into `exempt` ones, without their
     /// operations.
-    fn apply_exemptions(&mut self, selection: &Selection<'_>) {
+    pub fn apply_exemptions(&mut self, selection: &Selection<'_>) {
         for f in &mut self.findings {
             if !matches!(f.action, Action::Deny | Action::Mutate) {
                 continue;

@@ -235,3 +235,47 @@ proptest! {
         prop_assert_eq!(Settings::default().stricter(a.clone()), a);
     }
 }
+
+#[test]
+fn shipped_policies_parse_and_expand_defaults() {
+    for file in ["baseline.yaml", "restricted.yaml"] {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies").join(file);
+        let set = PolicySet::load_files(&[path]).unwrap();
+        let s = &set.policies[0].spec;
+        assert_eq!(s.capabilities.forbidden.0.len(), STANDARD_FORBIDDEN_CAPS.len(), "{file}");
+        assert_eq!(s.filesystem.masked_paths.0.len(), STANDARD_MASKED_PATHS.len(), "{file}");
+        assert_eq!(s.sysctls.allow.0.as_ref().unwrap().len(), STANDARD_SAFE_SYSCTLS.len(), "{file}");
+        assert!(s.deny_privileged.0);
+    }
+}
+
+#[test]
+fn default_keyword_mixes_with_extra_entries() {
+    let ps = parse(
+        "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: a}\nspec:\n  capabilities: {forbidden: [default, CAP_SYS_NICE]}\n",
+    )
+    .unwrap();
+    assert_eq!(ps[0].spec.capabilities.forbidden.0.len(), STANDARD_FORBIDDEN_CAPS.len() + 1);
+}
+
+#[test]
+fn unconfined_apparmor_needs_an_exemption() {
+    let e = parse("apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: a}\nspec:\n  apparmor: {profile: unconfined}\n")
+        .unwrap_err();
+    assert!(e.to_string().contains("Exemption"), "{e}");
+}
+
+#[test]
+fn exemptions_load_and_select() {
+    let text = "apiVersion: hardrun.dev/v1alpha1\nkind: Exemption\nmetadata: {name: cni}\nspec:\n  match: {namespaces: [kube-system]}\n  rules: ['namespaces.host-*']\n  reason: CNI pods need the host network\n";
+    let docs = load::parse_documents(Path::new("/p/x.yaml"), text).unwrap();
+    assert_eq!(docs.exemptions.len(), 1);
+    let set = PolicySet { origin: Origin::Embedded, policies: vec![], exemptions: docs.exemptions };
+    let sel = set.select(&ctx(Some("kube-system"), None));
+    assert_eq!(sel.exemption_for("namespaces.host-network").map(|e| e.name.as_str()), Some("cni"));
+    assert!(sel.exemption_for("privileged").is_none());
+    assert!(set.select(&ctx(Some("default"), None)).exemptions.is_empty());
+    let missing_reason =
+        "apiVersion: hardrun.dev/v1alpha1\nkind: Exemption\nmetadata: {name: x}\nspec:\n  rules: [privileged]\n";
+    assert!(load::parse_documents(Path::new("/p/x.yaml"), missing_reason).unwrap_err().to_string().contains("reason"));
+}

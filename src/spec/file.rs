@@ -44,11 +44,20 @@ pub struct SpecFile {
 impl SpecFile {
     /// Loads `<bundle>/config.json`.
     pub fn load(bundle: &Path) -> Result<Self, SpecError> {
-        let path = bundle.join("config.json");
+        Self::load_file(&bundle.join("config.json")).map_err(|e| match e {
+            SpecError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound => {
+                SpecError::Missing(bundle.to_owned())
+            }
+            other => other,
+        })
+    }
+
+    /// Loads any JSON-object file with the same rules (an exec's `--process` file).
+    pub fn load_file(path: &Path) -> Result<Self, SpecError> {
+        let path = path.to_owned();
         let io = |source: std::io::Error| SpecError::Io { path: path.clone(), source };
         let file = match fsutil::open_regular(&path, true) {
             Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(SpecError::Missing(bundle.to_owned())),
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Err(SpecError::Symlink(path)),
             Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(SpecError::NotRegular(path)),
             Err(e) => return Err(io(e)),
@@ -88,7 +97,8 @@ impl SpecFile {
         let werr = |source: std::io::Error| SpecError::Write { path: self.path.clone(), source };
         let bytes = serde_json::to_vec(value).map_err(|e| werr(std::io::Error::other(e)))?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
-        let tmp = dir.join(format!(".config.json.hardrun-{}.tmp", std::process::id()));
+        let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let tmp = dir.join(format!(".{name}.hardrun-{}.tmp", std::process::id()));
         let result = (|| {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)

@@ -3,6 +3,8 @@
 //! `evaluate` is pure (no I/O) and shared with `hardrun explain`; `create` adds the
 //! effects: reading the bundle and policies, the audit line, the atomic spec write.
 
+mod exec;
+
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -178,6 +180,8 @@ fn deny_unevaluated(config: &NodeConfig, mut record: Record, started: Instant, r
     let _ = audit::append_line(&config.audit_log, &record);
     Outcome::Deny(format!("hardrun: {reason}"))
 }
+
+pub use exec::{container_bundle, exec, ExecRequest};
 
 fn elapsed_us(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)

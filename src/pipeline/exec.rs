@@ -1,0 +1,162 @@
+//! The exec path: `runc exec` gets the container's clamp. containerd builds an exec's
+//! process from the pod's stored, un-hardened spec, so without this an exec could
+//! regain what create took away (`--cap`, a process file with more capabilities,
+//! another AppArmor profile, no NoNewPrivileges).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::{elapsed_us, Outcome};
+use crate::audit::{self, Decision, PolicyRef, Record};
+use crate::config::NodeConfig;
+use crate::context::ContainerContext;
+use crate::enforce::{self, Action, Finding, Host};
+use crate::fsutil;
+use crate::policy::{CapName, Mode, PolicySet, Selection};
+use crate::runtime::ExecFlags;
+use crate::spec::{view, Patch, SpecFile};
+
+pub const RULE_CAP_FLAG: &str = "exec.cap";
+pub const RULE_APPARMOR_FLAG: &str = "exec.apparmor";
+
+/// runc's default state root.
+pub const DEFAULT_RUNC_ROOT: &str = "/run/runc";
+/// runc's state.json is a few KiB.
+const MAX_STATE_BYTES: u64 = 1024 * 1024;
+
+/// How hardrun was asked to exec into a container.
+#[derive(Debug, Clone)]
+pub struct ExecRequest<'a> {
+    pub container_id: Option<&'a str>,
+    pub flags: &'a ExecFlags,
+    pub runtime_class: Option<&'a str>,
+    pub runc_root: Option<&'a Path>,
+}
+
+/// The bundle runc recorded for a container (`bundle=` label in its state.json).
+pub fn container_bundle(runc_root: &Path, id: &str) -> Result<PathBuf, String> {
+    if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+        return Err(format!("invalid container id {id:?}"));
+    }
+    let path = runc_root.join(id).join("state.json");
+    let bytes = fsutil::read_capped(&path, MAX_STATE_BYTES)
+        .map_err(|e| format!("cannot read container {id}'s state {}: {e:?}", path.display()))?;
+    let state: Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("container {id}'s state is not JSON: {e}"))?;
+    state
+        .pointer("/config/labels")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find_map(|l| l.strip_prefix("bundle="))
+        .map(PathBuf::from)
+        .ok_or_else(|| format!("container {id}'s state names no bundle"))
+}
+
+/// Findings for the exec's flags and process file.
+fn exec_findings(selection: &Selection<'_>, flags: &ExecFlags, process: Option<&Value>, host: &Host) -> Vec<Finding> {
+    let settings = &selection.settings;
+    let mut out = Vec::new();
+    for cap in &flags.caps {
+        let permitted = CapName::new(cap).is_ok_and(|c| settings.capabilities.permits(&c));
+        if !permitted {
+            out.push(Finding::deny(
+                RULE_CAP_FLAG,
+                format!("exec asks for capability {cap}, which the policy does not allow"),
+            ));
+        }
+    }
+    if let Some(profile) = &flags.apparmor {
+        if !settings.apparmor.profiles.0.is_empty() && !settings.apparmor.profiles.0.contains(profile) {
+            out.push(Finding::deny(RULE_APPARMOR_FLAG, format!("exec asks for AppArmor profile {profile}")));
+        }
+    }
+    if let Some(p) = process {
+        out.extend(enforce::process::no_new_privileges(settings.no_new_privileges, p, ""));
+        out.extend(enforce::capabilities::plan(&settings.capabilities, p, ""));
+        out.extend(enforce::apparmor::plan(&settings.apparmor, Some(p), "", host));
+    }
+    let mut plan = enforce::Plan { findings: out, prelude: Patch::default() };
+    plan.apply_exemptions(selection);
+    plan.findings
+}
+
+/// Decides an exec; rewrites `--process` in enforce mode. Every exec is audited.
+pub fn exec(config: &NodeConfig, req: &ExecRequest<'_>) -> Outcome {
+    let started = Instant::now();
+    let mut record = Record::new("exec");
+    record.container_id = req.container_id.map(str::to_owned);
+    let result = evaluate_exec(config, req, &mut record);
+    record.duration_us = elapsed_us(started);
+    match result {
+        Err(reason) => {
+            record.decision = Decision::Denied;
+            record.reason = Some(reason.clone());
+            let _ = audit::append_line(&config.audit_log, &record);
+            Outcome::Deny(format!("hardrun: exec denied: {reason}"))
+        }
+        Ok(rewrite) => {
+            if let Err(e) = audit::append_line(&config.audit_log, &record) {
+                return Outcome::Deny(format!("hardrun: {e}; refusing an unaudited exec"));
+            }
+            if record.decision == Decision::Denied {
+                return Outcome::Deny(format!("hardrun: exec denied by policy: {}", record.reason.unwrap_or_default()));
+            }
+            match rewrite.map(|(file, value)| file.write_atomic(&value)) {
+                Some(Err(e)) => Outcome::Deny(format!("hardrun: {e}")),
+                _ => Outcome::Exec,
+            }
+        }
+    }
+}
+
+/// Fills `record`; returns the process file to rewrite, if any. `Err`: cannot decide.
+fn evaluate_exec(
+    config: &NodeConfig,
+    req: &ExecRequest<'_>,
+    record: &mut Record,
+) -> Result<Option<(SpecFile, Value)>, String> {
+    let id = req.container_id.ok_or("no container id given")?;
+    let root = req.runc_root.unwrap_or(Path::new(DEFAULT_RUNC_ROOT));
+    let bundle = container_bundle(root, id)?;
+    record.bundle = Some(bundle.display().to_string());
+    let spec = SpecFile::load(&bundle).map_err(|e| e.to_string())?;
+    let policies = PolicySet::load(&config.policy_dir).map_err(|e| format!("policy set rejected: {e}"))?;
+    let context =
+        ContainerContext::from_parts(&view::annotations(&spec.value), Some(id), req.runtime_class, req.runc_root);
+    let selection = policies.select(&context);
+    let process_file = req.flags.process.as_deref().map(SpecFile::load_file).transpose().map_err(|e| e.to_string())?;
+    let host = Host::detect(&config.sys_root);
+    let findings = exec_findings(&selection, req.flags, process_file.as_ref().map(|f| &f.value), &host);
+
+    let patch = Patch(findings.iter().flat_map(|f| f.patch.0.clone()).collect());
+    let denied: Vec<String> =
+        findings.iter().filter(|f| f.action == Action::Deny).map(|f| format!("[{}] {}", f.rule, f.message)).collect();
+    let mode = selection.settings.mode;
+    record.decision = match (mode, denied.is_empty(), patch.is_empty()) {
+        (Mode::Enforce, false, _) => Decision::Denied,
+        (Mode::Audit, false, _) | (Mode::Audit, true, false) => Decision::AuditOnly,
+        (_, true, true) => Decision::Allowed,
+        (Mode::Enforce, true, false) => Decision::Mutated,
+    };
+    record.reason = (!denied.is_empty()).then(|| denied.join("; "));
+    record.context = context;
+    record.mode = mode;
+    record.policies = selection
+        .matched
+        .iter()
+        .map(|p| PolicyRef { name: p.name.clone(), hash: p.hash.clone(), source: p.source.display().to_string() })
+        .collect();
+    record.findings = findings;
+    record.patch = patch.clone();
+    if record.decision != Decision::Mutated {
+        return Ok(None);
+    }
+    let file = process_file.expect("only a process file yields operations");
+    let mut value = file.value.clone();
+    patch.apply(&mut value).map_err(|e| format!("cannot apply the policy's changes: {e}"))?;
+    Ok(Some((file, value)))
+}
