@@ -31,7 +31,9 @@ pub struct NodeConfig {
     /// The real runc; `None`: search the default locations.
     pub runtime: Option<PathBuf>,
     pub policy_dir: PathBuf,
-    pub audit_log: PathBuf,
+    pub audit_log: AuditLogConfig,
+    /// What a create does when its audit record cannot be written.
+    pub audit_failure: AuditFailure,
     pub state_dir: PathBuf,
     /// hardrun's own tracing output; off when unset.
     pub debug_log: Option<PathBuf>,
@@ -45,12 +47,70 @@ impl Default for NodeConfig {
         NodeConfig {
             runtime: None,
             policy_dir: PathBuf::from("/etc/hardrun/policies.d"),
-            audit_log: PathBuf::from("/var/log/hardrun/audit.jsonl"),
+            audit_log: AuditLogConfig::default(),
+            audit_failure: AuditFailure::Deny,
             state_dir: PathBuf::from("/var/lib/hardrun"),
             debug_log: None,
             sys_root: PathBuf::from("/sys"),
         }
     }
+}
+
+/// `auditLog`: a path, or `{path, maxSize, maxFiles}` for size-based rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditLogConfig {
+    pub path: PathBuf,
+    /// Rotate before a write would take the file past this many bytes.
+    pub max_size: u64,
+    /// Rotated files kept (`<log>.1` … `<log>.<maxFiles>`).
+    pub max_files: u32,
+}
+
+impl Default for AuditLogConfig {
+    fn default() -> Self {
+        AuditLogConfig {
+            path: PathBuf::from("/var/log/hardrun/audit.jsonl"),
+            max_size: 100 * 1024 * 1024,
+            max_files: 5,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for AuditLogConfig {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields, rename_all = "camelCase")]
+        struct Full {
+            path: Option<PathBuf>,
+            max_size: Option<u64>,
+            max_files: Option<u32>,
+        }
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Path(PathBuf),
+            Full(Full),
+        }
+        let default = AuditLogConfig::default();
+        Ok(match Raw::deserialize(d)? {
+            Raw::Path(path) => AuditLogConfig { path, ..default },
+            Raw::Full(f) => AuditLogConfig {
+                path: f.path.unwrap_or(default.path),
+                max_size: f.max_size.unwrap_or(default.max_size),
+                max_files: f.max_files.unwrap_or(default.max_files),
+            },
+        })
+    }
+}
+
+/// `auditFailure`: deny (default) refuses a container whose record cannot be
+/// written; allow starts it and says so in runc's log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditFailure {
+    #[default]
+    Deny,
+    Allow,
 }
 
 impl NodeConfig {
@@ -95,7 +155,7 @@ impl NodeConfig {
         let keys: [(&'static str, Option<&PathBuf>); 6] = [
             ("runtime", self.runtime.as_ref()),
             ("policyDir", Some(&self.policy_dir)),
-            ("auditLog", Some(&self.audit_log)),
+            ("auditLog", Some(&self.audit_log.path)),
             ("stateDir", Some(&self.state_dir)),
             ("debugLog", self.debug_log.as_ref()),
             ("sysRoot", Some(&self.sys_root)),
@@ -126,6 +186,15 @@ mod tests {
     fn empty_and_comment_only_are_defaults() {
         assert_eq!(parse("").unwrap(), NodeConfig::default());
         assert_eq!(parse("# nothing\n\n").unwrap(), NodeConfig::default());
+    }
+
+    #[test]
+    fn audit_log_forms() {
+        let c = parse("auditLog: {path: /a.jsonl, maxSize: 1000}\nauditFailure: allow\n").unwrap();
+        assert_eq!(c.audit_log, AuditLogConfig { path: "/a.jsonl".into(), max_size: 1000, max_files: 5 });
+        assert_eq!(c.audit_failure, AuditFailure::Allow);
+        assert!(parse("auditLog: {path: /a, maxSise: 1}\n").is_err());
+        assert!(parse("auditLog: {path: a}\n").is_err(), "relative");
     }
 
     #[test]

@@ -36,10 +36,22 @@ pub fn run(argv0: &str, args: &[OsString]) -> i32 {
 
 /// The runc to exec, after the policy work the subcommand needs; `Err`: refuse.
 fn decide_and_find(argv0: &str, parsed: &RuncArgs) -> Result<PathBuf, String> {
+    let log = RuncLog::from_flags(&parsed.global);
+    let proceed = |runc: PathBuf, outcome: Outcome| match outcome {
+        Outcome::Exec => Ok(runc),
+        Outcome::ExecWithWarning(w) => {
+            log.warning(&w);
+            Ok(runc)
+        }
+        Outcome::Deny(msg) => Err(msg),
+    };
     let config = NodeConfig::load_from_env().map_err(|e| format!("hardrun: {e}"))?;
     let runc = runtime::find_runc(config.runtime.as_deref()).map_err(|e| format!("hardrun: {e}"))?;
     match &parsed.command {
-        Command::Passthrough { .. } => Ok(runc),
+        Command::Passthrough { name, id } => {
+            record_lifecycle(&config, name.as_deref(), id.as_deref(), parsed);
+            Ok(runc)
+        }
         Command::Exec { flags, id } => {
             init_debug_log(&config);
             let runtime_class = runtime_class_from_argv0(argv0);
@@ -49,10 +61,7 @@ fn decide_and_find(argv0: &str, parsed: &RuncArgs) -> Result<PathBuf, String> {
                 runtime_class: runtime_class.as_deref(),
                 runc_root: parsed.global.root.as_deref(),
             };
-            match pipeline::exec(&config, &req) {
-                Outcome::Exec => Ok(runc),
-                Outcome::Deny(msg) => Err(msg),
-            }
+            proceed(runc, pipeline::exec(&config, &req))
         }
         Command::Create { kind, bundle, id } => {
             init_debug_log(&config);
@@ -65,12 +74,19 @@ fn decide_and_find(argv0: &str, parsed: &RuncArgs) -> Result<PathBuf, String> {
                 runtime_class: runtime_class.as_deref(),
                 runc_root: parsed.global.root.as_deref(),
             };
-            match pipeline::create(&config, &req) {
-                Outcome::Exec => Ok(runc),
-                Outcome::Deny(msg) => Err(msg),
-            }
+            proceed(runc, pipeline::create(&config, &req))
         }
     }
+}
+
+/// `start` and `delete` leave a line in the audit log so a container's history reads
+/// from create to delete. Not fsync'd and never blocking: these decide nothing, and a
+/// delete must work even when the log does not.
+fn record_lifecycle(config: &NodeConfig, name: Option<&str>, id: Option<&str>, parsed: &RuncArgs) {
+    let Some(command @ ("start" | "delete")) = name else { return };
+    let mut record = crate::audit::Record::lifecycle(command, id);
+    record.context.containerd_namespace = parsed.global.root.as_deref().and_then(crate::context::containerd_namespace);
+    let _ = crate::audit::append(&config.audit_log, &mut record, false);
 }
 
 /// hardrun's own tracing goes to `debugLog` when configured, nowhere otherwise.

@@ -5,5 +5,5 @@
 mod record;
 mod writer;
 
-pub use record::{Decision, PolicyRef, Record};
-pub use writer::{append_line, AuditError};
+pub use record::{Decision, ExecInfo, ImageRef, PolicyRef, Record, SignatureVerdict, API_VERSION, GENESIS};
+pub use writer::{append, line_hash, read_tail, rotated_path, AuditError, Tail, MAX_AUDIT_LINE};

@@ -1,10 +1,21 @@
-use std::io::Write;
+//! Appending to the audit log: whole lines, one writer at a time (an exclusive lock on
+//! `<log>.lock`, which also covers rotation), each record chained to the previous
+//! line by its SHA-256, and fsync'd when a container's start depends on it.
+
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
+use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::Record;
+use super::record::{Record, GENESIS};
+use crate::config::AuditLogConfig;
+
+/// A record longer than this is not read back to continue the chain (hardrun's own
+/// records are tens of KiB at most).
+pub const MAX_AUDIT_LINE: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Error)]
 pub enum AuditError {
@@ -14,24 +25,228 @@ pub enum AuditError {
     Encode(#[from] serde_json::Error),
 }
 
-/// Appends one record as one line: directory created 0700, file 0600, exclusive
-/// `flock` for the whole write, fsync before returning.
-pub fn append_line(path: &Path, record: &Record) -> Result<(), AuditError> {
-    let mut line = serde_json::to_vec(record)?;
-    line.push(b'\n');
-    let io = |source| AuditError::Io { path: path.to_owned(), source };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+/// `sha256:<hex>` of one line's bytes (without its newline).
+pub fn line_hash(line: &[u8]) -> String {
+    format!("sha256:{:x}", Sha256::digest(line))
+}
+
+/// The end of a log file: its last complete line, and bytes after it that a crash
+/// left without a newline.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Tail {
+    pub last_line: Option<Vec<u8>>,
+    pub torn: Option<Vec<u8>>,
+}
+
+/// Reads the tail of `file` without reading the whole file.
+pub fn read_tail(file: &mut File) -> std::io::Result<Tail> {
+    let len = file.metadata()?.len();
+    let mut window: u64 = 64 * 1024;
+    loop {
+        let start = len.saturating_sub(window);
+        file.seek(SeekFrom::Start(start))?;
+        let mut buf = Vec::with_capacity((len - start) as usize);
+        file.take(len - start).read_to_end(&mut buf)?;
+        let (body, torn) = match buf.iter().rposition(|&b| b == b'\n') {
+            Some(i) if i + 1 < buf.len() => (&buf[..=i], Some(buf[i + 1..].to_vec())),
+            Some(_) => (&buf[..], None),
+            None if start == 0 => return Ok(Tail { last_line: None, torn: (!buf.is_empty()).then_some(buf) }),
+            None => (&buf[..0], None),
+        };
+        // body ends with '\n'; the last line starts after the newline before it.
+        let content = body.strip_suffix(b"\n").unwrap_or(body);
+        match content.iter().rposition(|&b| b == b'\n') {
+            Some(i) => return Ok(Tail { last_line: Some(content[i + 1..].to_vec()), torn }),
+            None if start == 0 => {
+                return Ok(Tail { last_line: (!body.is_empty()).then(|| content.to_vec()), torn });
+            }
+            None if window as usize >= MAX_AUDIT_LINE => {
+                return Ok(Tail { last_line: Some(content.to_vec()), torn });
+            }
+            None => window *= 4,
+        }
     }
-    let file = std::fs::OpenOptions::new()
+}
+
+fn seq_of(line: &[u8]) -> Option<u64> {
+    serde_json::from_slice::<serde_json::Value>(line).ok()?.get("seq")?.as_u64()
+}
+
+/// The rotated file `n` of a log: `<log>.<n>`.
+pub fn rotated_path(path: &Path, n: u32) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(format!(".{n}"));
+    PathBuf::from(s)
+}
+
+fn lock_path(path: &Path) -> PathBuf {
+    let mut s = path.as_os_str().to_owned();
+    s.push(".lock");
+    PathBuf::from(s)
+}
+
+fn open_private(path: &Path, read: bool) -> std::io::Result<File> {
+    std::fs::OpenOptions::new()
+        .read(read)
         .create(true)
         .append(true)
         .mode(0o600)
         .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
         .open(path)
-        .map_err(io)?;
-    // flock(LOCK_EX); released when `file` is closed.
-    file.lock().map_err(io)?;
-    (&file).write_all(&line).map_err(io)?;
-    file.sync_data().map_err(io)
+}
+
+/// Sets `seq`, `prev` and `after_torn` from what precedes the new record. An empty
+/// log continues the chain of its newest rotated file.
+fn chain(record: &mut Record, tail: &Tail, previous_file: Option<&Path>) -> std::io::Result<()> {
+    let last = match (&tail.last_line, &tail.torn) {
+        (None, None) => match previous_file.filter(|p| p.exists()) {
+            Some(p) => read_tail(&mut File::open(p)?)?.last_line,
+            None => None,
+        },
+        (last, _) => last.clone(),
+    };
+    record.seq = last.as_deref().and_then(seq_of).map_or(1, |s| s + 1);
+    record.prev = match (&tail.torn, &last) {
+        (Some(torn), _) => {
+            record.after_torn = true;
+            line_hash(torn)
+        }
+        (None, Some(line)) => line_hash(line),
+        (None, None) => GENESIS.to_owned(),
+    };
+    Ok(())
+}
+
+/// Shifts `<log>` to `<log>.1`, `.1` to `.2` …, dropping what falls past `max_files`.
+fn rotate(path: &Path, max_files: u32) -> std::io::Result<()> {
+    if max_files == 0 {
+        return std::fs::remove_file(path);
+    }
+    for n in (1..max_files).rev() {
+        let from = rotated_path(path, n);
+        if from.exists() {
+            std::fs::rename(&from, rotated_path(path, n + 1))?;
+        }
+    }
+    std::fs::rename(path, rotated_path(path, 1))
+}
+
+/// Appends `record` (its chain fields are filled here). `durable`: fsync before
+/// returning, for records a container's start depends on.
+pub fn append(log: &AuditLogConfig, record: &mut Record, durable: bool) -> Result<(), AuditError> {
+    let path = log.path.as_path();
+    let io = |source| AuditError::Io { path: path.to_owned(), source };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+    }
+    let lock = open_private(&lock_path(path), false).map_err(io)?;
+    // flock(LOCK_EX) for the whole append and any rotation; released on close.
+    lock.lock().map_err(io)?;
+    let mut file = open_private(path, true).map_err(io)?;
+    let tail = read_tail(&mut file).map_err(io)?;
+    chain(record, &tail, Some(&rotated_path(path, 1))).map_err(io)?;
+    let mut line = serde_json::to_vec(&record)?;
+    line.push(b'\n');
+    if tail.torn.is_some() {
+        // Close the torn line so the new record starts a line of its own.
+        file.write_all(b"\n").map_err(io)?;
+    }
+    let size = file.metadata().map_err(io)?.len();
+    if size > 0 && size + line.len() as u64 > log.max_size {
+        rotate(path, log.max_files).map_err(io)?;
+        file = open_private(path, true).map_err(io)?;
+    }
+    file.write_all(&line).map_err(io)?;
+    if durable {
+        file.sync_data().map_err(io)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn log_in(dir: &Path, max_size: u64, max_files: u32) -> AuditLogConfig {
+        AuditLogConfig { path: dir.join("audit.jsonl"), max_size, max_files }
+    }
+
+    fn lines(path: &Path) -> Vec<String> {
+        std::fs::read_to_string(path).unwrap_or_default().lines().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn chain_links_each_line_to_the_previous() {
+        let d = tempfile::tempdir().unwrap();
+        let log = log_in(d.path(), u64::MAX, 3);
+        for _ in 0..3 {
+            append(&log, &mut Record::lifecycle("start", Some("c")), false).unwrap();
+        }
+        let l = lines(&log.path);
+        let recs: Vec<Record> = l.iter().map(|x| serde_json::from_str(x).unwrap()).collect();
+        assert_eq!(recs.iter().map(|r| r.seq).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(recs[0].prev, GENESIS);
+        assert_eq!(recs[1].prev, line_hash(l[0].as_bytes()));
+        assert_eq!(recs[2].prev, line_hash(l[1].as_bytes()));
+    }
+
+    #[test]
+    fn torn_line_is_closed_and_marked() {
+        let d = tempfile::tempdir().unwrap();
+        let log = log_in(d.path(), u64::MAX, 3);
+        append(&log, &mut Record::lifecycle("start", None), false).unwrap();
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log.path).unwrap();
+        f.write_all(b"{\"apiVersion\":\"hard").unwrap();
+        append(&log, &mut Record::lifecycle("delete", None), false).unwrap();
+        let l = lines(&log.path);
+        assert_eq!(l.len(), 3);
+        let r: Record = serde_json::from_str(&l[2]).unwrap();
+        assert!(r.after_torn);
+        assert_eq!(r.seq, 2);
+        assert_eq!(r.prev, line_hash(b"{\"apiVersion\":\"hard"));
+    }
+
+    #[test]
+    fn rotation_keeps_the_chain_and_the_file_count() {
+        let d = tempfile::tempdir().unwrap();
+        let log = log_in(d.path(), 2000, 2);
+        for _ in 0..12 {
+            append(&log, &mut Record::lifecycle("start", Some("c")), false).unwrap();
+        }
+        assert!(rotated_path(&log.path, 1).exists() && rotated_path(&log.path, 2).exists());
+        assert!(!rotated_path(&log.path, 3).exists());
+        let older = lines(&rotated_path(&log.path, 1));
+        let current = lines(&log.path);
+        let first: Record = serde_json::from_str(&current[0]).unwrap();
+        assert_eq!(first.prev, line_hash(older.last().unwrap().as_bytes()));
+        let last_old: Record = serde_json::from_str(older.last().unwrap()).unwrap();
+        assert_eq!(first.seq, last_old.seq + 1);
+    }
+
+    #[test]
+    fn tail_of_long_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        let long = "x".repeat(200_000);
+        std::fs::write(&p, format!("a\n{long}\n")).unwrap();
+        let t = read_tail(&mut File::open(&p).unwrap()).unwrap();
+        assert_eq!(t.last_line.as_deref(), Some(long.as_bytes()));
+        std::fs::write(&p, "only\n").unwrap();
+        assert_eq!(read_tail(&mut File::open(&p).unwrap()).unwrap().last_line.as_deref(), Some(&b"only"[..]));
+        std::fs::write(&p, "").unwrap();
+        assert_eq!(read_tail(&mut File::open(&p).unwrap()).unwrap(), Tail::default());
+        std::fs::write(&p, "torn").unwrap();
+        assert_eq!(read_tail(&mut File::open(&p).unwrap()).unwrap().torn.as_deref(), Some(&b"torn"[..]));
+    }
+
+    #[test]
+    fn files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let log = AuditLogConfig { path: d.path().join("sub/audit.jsonl"), max_size: u64::MAX, max_files: 1 };
+        append(&log, &mut Record::lifecycle("start", None), true).unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&d.path().join("sub")), 0o700);
+        assert_eq!(mode(&log.path), 0o600);
+    }
 }

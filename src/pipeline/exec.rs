@@ -9,7 +9,7 @@ use std::time::Instant;
 use serde_json::Value;
 
 use super::{elapsed_us, Outcome};
-use crate::audit::{self, Decision, PolicyRef, Record};
+use crate::audit::{self, Decision, ExecInfo, PolicyRef, Record};
 use crate::config::NodeConfig;
 use crate::context::ContainerContext;
 use crate::enforce::{self, Action, Finding, Host};
@@ -84,6 +84,16 @@ fn exec_findings(selection: &Selection<'_>, flags: &ExecFlags, process: Option<&
     plan.findings
 }
 
+/// What the exec'd process runs with: its effective set plus `--cap` additions.
+fn exec_info(process: &Value, cap_flags: &[String]) -> ExecInfo {
+    let mut caps: Vec<String> = view::cap_set(process, "effective").into_iter().map(str::to_owned).collect();
+    caps.extend(cap_flags.iter().filter_map(|c| CapName::new(c).ok()).map(|c| c.to_string()));
+    caps.sort();
+    caps.dedup();
+    let args = process.get("args").and_then(Value::as_array).into_iter().flatten();
+    ExecInfo { effective_caps: Some(caps), args: args.filter_map(Value::as_str).map(str::to_owned).collect() }
+}
+
 /// Decides an exec; rewrites `--process` in enforce mode. Every exec is audited.
 pub fn exec(config: &NodeConfig, req: &ExecRequest<'_>) -> Outcome {
     let started = Instant::now();
@@ -95,19 +105,21 @@ pub fn exec(config: &NodeConfig, req: &ExecRequest<'_>) -> Outcome {
         Err(reason) => {
             record.decision = Decision::Denied;
             record.reason = Some(reason.clone());
-            let _ = audit::append_line(&config.audit_log, &record);
+            let _ = audit::append(&config.audit_log, &mut record, true);
             Outcome::Deny(format!("hardrun: exec denied: {reason}"))
         }
         Ok(rewrite) => {
-            if let Err(e) = audit::append_line(&config.audit_log, &record) {
-                return Outcome::Deny(format!("hardrun: {e}; refusing an unaudited exec"));
-            }
+            let warning = match super::record_durably(config, &mut record) {
+                Ok(()) => None,
+                Err(Outcome::Deny(msg)) => return Outcome::Deny(msg),
+                Err(other) => Some(other),
+            };
             if record.decision == Decision::Denied {
                 return Outcome::Deny(format!("hardrun: exec denied by policy: {}", record.reason.unwrap_or_default()));
             }
             match rewrite.map(|(file, value)| file.write_atomic(&value)) {
                 Some(Err(e)) => Outcome::Deny(format!("hardrun: {e}")),
-                _ => Outcome::Exec,
+                _ => warning.unwrap_or(Outcome::Exec),
             }
         }
     }
@@ -152,11 +164,14 @@ fn evaluate_exec(
         .collect();
     record.findings = findings;
     record.patch = patch.clone();
-    if record.decision != Decision::Mutated {
+    let Some(file) = process_file else {
+        record.exec = Some(ExecInfo { effective_caps: None, args: Vec::new() });
         return Ok(None);
-    }
-    let file = process_file.expect("only a process file yields operations");
+    };
     let mut value = file.value.clone();
-    patch.apply(&mut value).map_err(|e| format!("cannot apply the policy's changes: {e}"))?;
-    Ok(Some((file, value)))
+    if record.decision == Decision::Mutated {
+        patch.apply(&mut value).map_err(|e| format!("cannot apply the policy's changes: {e}"))?;
+    }
+    record.exec = Some(exec_info(&value, &req.flags.caps));
+    Ok((record.decision == Decision::Mutated).then_some((file, value)))
 }

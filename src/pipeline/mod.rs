@@ -12,7 +12,7 @@ use serde_json::Value;
 use thiserror::Error;
 
 use crate::audit::{self, Decision, PolicyRef, Record};
-use crate::config::NodeConfig;
+use crate::config::{AuditFailure, NodeConfig};
 use crate::context::ContainerContext;
 use crate::enforce::{self, Host, Plan};
 use crate::policy::{LoadError, Mode, PolicySet, Settings};
@@ -101,6 +101,9 @@ pub struct CreateRequest<'a> {
 pub enum Outcome {
     /// exec runc with the unchanged argv.
     Exec,
+    /// exec runc, after putting this warning in runc's log (the audit record could
+    /// not be written and the node config says `auditFailure: allow`).
+    ExecWithWarning(String),
     /// Do not run runc; report this one line.
     Deny(String),
 }
@@ -140,24 +143,41 @@ pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
     tracing::debug!(decision = ?eval.decision, policies = eval.policies.len(), "evaluated");
     fill_record(&mut record, &eval);
     record.duration_us = elapsed_us(started);
-    if let Err(e) = audit::append_line(&config.audit_log, &record) {
-        return Outcome::Deny(format!("hardrun: {e}; refusing to start an unaudited container"));
-    }
+    let warning = match record_durably(config, &mut record) {
+        Ok(()) => None,
+        Err(Outcome::Deny(msg)) => return Outcome::Deny(msg),
+        Err(other) => Some(other),
+    };
+    let proceed = || warning.clone().unwrap_or(Outcome::Exec);
     match eval.decision {
         Decision::Denied => {
             Outcome::Deny(format!("hardrun: container denied by policy: {}", eval.denial_reason().unwrap_or_default()))
         }
         Decision::Mutated => match spec.write_atomic(&eval.result) {
-            Ok(()) => Outcome::Exec,
+            Ok(()) => proceed(),
             Err(e) => {
-                let mut failed = record.clone();
-                failed.decision = Decision::Denied;
+                let mut failed = Record::new(req.command);
+                failed.container_id = record.container_id.clone();
+                failed.bundle = record.bundle.clone();
+                failed.context = record.context.clone();
                 failed.reason = Some(e.to_string());
-                let _ = audit::append_line(&config.audit_log, &failed);
+                let _ = audit::append(&config.audit_log, &mut failed, true);
                 Outcome::Deny(format!("hardrun: {e}"))
             }
         },
-        Decision::Allowed | Decision::AuditOnly => Outcome::Exec,
+        Decision::Allowed | Decision::AuditOnly | Decision::FailedOpen => proceed(),
+    }
+}
+
+/// Appends a record runc's start depends on. `Err(Deny)`: the record is lost and the
+/// node config says deny; `Err(ExecWithWarning)`: lost, but allowed.
+pub(crate) fn record_durably(config: &NodeConfig, record: &mut Record) -> Result<(), Outcome> {
+    match audit::append(&config.audit_log, record, true) {
+        Ok(()) => Ok(()),
+        Err(e) if config.audit_failure == AuditFailure::Allow => {
+            Err(Outcome::ExecWithWarning(format!("hardrun: {e}; starting anyway (auditFailure: allow)")))
+        }
+        Err(e) => Err(Outcome::Deny(format!("hardrun: {e}; refusing to start an unaudited container"))),
     }
 }
 
@@ -177,7 +197,7 @@ fn deny_unevaluated(config: &NodeConfig, mut record: Record, started: Instant, r
     record.decision = Decision::Denied;
     record.reason = Some(reason.clone());
     record.duration_us = elapsed_us(started);
-    let _ = audit::append_line(&config.audit_log, &record);
+    let _ = audit::append(&config.audit_log, &mut record, true);
     Outcome::Deny(format!("hardrun: {reason}"))
 }
 

@@ -56,8 +56,9 @@ pub enum Command {
     Create { kind: CreateKind, bundle: Option<PathBuf>, id: Option<String> },
     /// `exec`: a new process in an existing container.
     Exec { flags: ExecFlags, id: Option<String> },
-    /// Everything else goes straight to runc.
-    Passthrough { name: Option<String> },
+    /// Everything else goes straight to runc. `id`: the first argument that is not
+    /// a flag (the container id of `start`, `delete`, `state` …), for the audit log.
+    Passthrough { name: Option<String>, id: Option<String> },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,7 +91,7 @@ impl RuncArgs {
         match &self.command {
             Command::Create { kind, .. } => Some(kind.as_str()),
             Command::Exec { .. } => Some("exec"),
-            Command::Passthrough { name } => name.as_deref(),
+            Command::Passthrough { name, .. } => name.as_deref(),
         }
     }
 }
@@ -264,7 +265,7 @@ pub fn parse(args: &[OsString]) -> Result<RuncArgs, ArgvError> {
     let args: Vec<String> = args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
     let (global, sub_at) = parse_global(&args)?;
     let Some(sub_at) = sub_at else {
-        return Ok(RuncArgs { global, command: Command::Passthrough { name: None } });
+        return Ok(RuncArgs { global, command: Command::Passthrough { name: None, id: None } });
     };
     let name = args[sub_at].as_str();
     let rest = &args[sub_at + 1..];
@@ -273,7 +274,10 @@ pub fn parse(args: &[OsString]) -> Result<RuncArgs, ArgvError> {
         "run" => parse_create(CreateKind::Run, rest)?,
         "restore" => parse_create(CreateKind::Restore, rest)?,
         "exec" => parse_exec(rest)?,
-        other => Command::Passthrough { name: Some(other.to_owned()) },
+        other => Command::Passthrough {
+            name: Some(other.to_owned()),
+            id: rest.iter().find(|a| !a.starts_with('-')).cloned(),
+        },
     };
     Ok(RuncArgs { global, command })
 }
@@ -527,8 +531,12 @@ mod tests {
     #[test]
     fn passthrough_and_empty() {
         assert_eq!(p(&["state", "x"]).unwrap().subcommand(), Some("state"));
-        assert_eq!(p(&[]).unwrap().command, Command::Passthrough { name: None });
-        assert_eq!(p(&["--version"]).unwrap().command, Command::Passthrough { name: None });
+        assert_eq!(p(&[]).unwrap().command, Command::Passthrough { name: None, id: None });
+        assert_eq!(p(&["--version"]).unwrap().command, Command::Passthrough { name: None, id: None });
+        assert_eq!(
+            p(&["delete", "--force", "c1"]).unwrap().command,
+            Command::Passthrough { name: Some("delete".into()), id: Some("c1".into()) }
+        );
         // `--` ends global flags; the subcommand follows.
         assert_eq!(p(&["--", "create", "x"]).unwrap().subcommand(), Some("create"));
     }

@@ -49,6 +49,11 @@ impl RuncLog {
         self.write_line(&self.format("error", msg));
     }
 
+    /// A warning line (containerd ignores it; operators see it).
+    pub fn warning(&self, msg: &str) {
+        self.write_line(&self.format("warning", msg));
+    }
+
     fn write_line(&self, line: &str) {
         match &self.path {
             Some(path) => {
