@@ -354,7 +354,8 @@ fn parse_global(args: &[String]) -> Result<(GlobalFlags, Option<usize>), ArgvErr
 }
 
 /// Flags and positionals of a subcommand. urfave/cli v1 moves flags that follow the
-/// container id in front of it, so flags are read anywhere before `--`.
+/// container id in front of it, so flags are read anywhere before `--`; except for
+/// `exec` (runc sets SkipArgReorder), where everything after the id is the command.
 struct SubArgs<'a> {
     flags: Vec<(&'a str, Option<&'a str>)>,
     positionals: Vec<&'a str>,
@@ -362,8 +363,13 @@ struct SubArgs<'a> {
 
 fn parse_sub<'a>(sub: &str, args: &'a [String]) -> Result<SubArgs<'a>, ArgvError> {
     let mut out = SubArgs { flags: Vec::new(), positionals: Vec::new() };
+    let stop_at_positional = sub == "exec";
     let mut it = args.iter();
     while let Some(arg) = it.next() {
+        if stop_at_positional && !out.positionals.is_empty() {
+            out.positionals.push(arg);
+            continue;
+        }
         match classify(arg)? {
             Token::EndOfFlags => {
                 out.positionals.extend(it.by_ref().map(String::as_str));
@@ -476,7 +482,7 @@ mod tests {
         assert_eq!(p(&["create", "--bundle"]), Err(ArgvError::MissingValue("bundle".into())));
         assert_eq!(p(&["--log"]), Err(ArgvError::MissingValue("log".into())));
         assert_eq!(p(&["--log"]).unwrap_err().to_string(), "flag needs an argument: -log");
-        assert_eq!(p(&["exec", "x", "-p"]), Err(ArgvError::MissingValue("p".into())));
+        assert_eq!(p(&["exec", "-p"]), Err(ArgvError::MissingValue("p".into())));
     }
 
     #[test]
@@ -518,6 +524,14 @@ mod tests {
         assert_eq!(flags.caps, vec!["CAP_SYS_ADMIN", "CAP_NET_RAW"]);
         assert_eq!(flags.apparmor.as_deref(), Some("foo"));
         assert!(flags.no_new_privs && flags.tty);
+    }
+
+    #[test]
+    fn exec_command_after_the_id_is_not_flags() {
+        let a = p(&["exec", "-t", "ctr", "sh", "-c", "x", "--cap", "CAP_SYS_ADMIN", "-p"]).unwrap();
+        let Command::Exec { flags, id } = a.command else { panic!() };
+        assert_eq!(id.as_deref(), Some("ctr"));
+        assert!(flags.caps.is_empty() && flags.process.is_none() && flags.tty);
     }
 
     #[test]
