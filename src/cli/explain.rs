@@ -63,7 +63,7 @@ pub fn run(a: &ExplainArgs) -> anyhow::Result<ExitCode> {
         Format::Patch => serde_json::to_string_pretty(&eval.patch)?,
         Format::Spec => serde_json::to_string_pretty(&eval.result)?,
     };
-    println!("{out}");
+    super::print_stdout(&format!("{out}\n"))?;
     Ok(if eval.decision == Decision::Denied { ExitCode::from(1) } else { ExitCode::SUCCESS })
 }
 

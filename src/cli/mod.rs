@@ -60,12 +60,22 @@ pub fn run(args: &[OsString]) -> ExitCode {
     })
 }
 
-fn version() -> anyhow::Result<ExitCode> {
-    println!("hardrun {}", env!("CARGO_PKG_VERSION"));
-    let config = crate::config::NodeConfig::load_from_env()?;
-    match crate::runtime::find_runc(config.runtime.as_deref()) {
-        Ok(runc) => println!("runtime: {}", runc.display()),
-        Err(e) => println!("runtime: none ({e})"),
+/// Writes to stdout; a closed pipe (`hardrun … | head`) ends output quietly.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
     }
+}
+
+fn version() -> anyhow::Result<ExitCode> {
+    let config = crate::config::NodeConfig::load_from_env()?;
+    let runtime = match crate::runtime::find_runc(config.runtime.as_deref()) {
+        Ok(runc) => runc.display().to_string(),
+        Err(e) => format!("none ({e})"),
+    };
+    print_stdout(&format!("hardrun {}\nruntime: {runtime}\n", env!("CARGO_PKG_VERSION")))?;
     Ok(ExitCode::SUCCESS)
 }

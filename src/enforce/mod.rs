@@ -17,7 +17,7 @@ use serde_json::Value;
 
 pub use host::Host;
 
-use crate::policy::{Selection, Settings};
+use crate::policy::Selection;
 use crate::spec::{Patch, PatchOp};
 
 /// What a finding did to the container.
@@ -120,7 +120,7 @@ pub fn plan(selection: &Selection<'_>, spec: &Value, host: &Host) -> Plan {
         normalized = copy;
         &normalized
     };
-    plan.findings.extend(process_controls(settings, spec, host));
+    plan.findings.extend(process_controls(selection, spec));
     plan.findings.extend(apparmor::plan(&settings.apparmor, spec.get("process"), "/process", host));
     plan.findings.extend(filesystem::plan(&settings.filesystem, spec));
     plan.findings.extend(namespaces::plan(&settings.namespaces, spec, host));
@@ -133,14 +133,39 @@ pub fn plan(selection: &Selection<'_>, spec: &Value, host: &Host) -> Plan {
     plan
 }
 
+/// The capability settings in force: an exemption for `caps.forbidden` lifts the
+/// forbidden list (the allow-list still applies), so an exempt container keeps the
+/// capability instead of losing it silently.
+pub fn effective_capabilities(selection: &Selection<'_>) -> crate::policy::CapabilitySettings {
+    let mut caps = selection.settings.capabilities.clone();
+    if selection.exemption_for(capabilities::RULE_FORBIDDEN).is_some() {
+        caps.forbidden = Default::default();
+    }
+    caps
+}
+
 /// The controls of `process` (absent: runc cannot start it, nothing to clamp).
-fn process_controls(settings: &Settings, spec: &Value, _host: &Host) -> Vec<Finding> {
+fn process_controls(selection: &Selection<'_>, spec: &Value) -> Vec<Finding> {
+    let settings = &selection.settings;
     let Some(process) = spec.get("process").filter(|p| p.is_object()) else {
         return Vec::new();
     };
     let mut out = Vec::new();
+    if let Some(e) = selection.exemption_for(capabilities::RULE_FORBIDDEN) {
+        let asked = capabilities::forbidden_requested(&settings.capabilities, process);
+        if !asked.is_empty() {
+            let names: Vec<&str> = asked.iter().map(String::as_str).collect();
+            let mut f = Finding::deny(
+                capabilities::RULE_FORBIDDEN,
+                format!("keeps forbidden capabilities: {}", names.join(", ")),
+            );
+            f.action = Action::Exempt;
+            f.exemption = Some(e.name.clone());
+            out.push(f);
+        }
+    }
     out.extend(process::no_new_privileges(settings.no_new_privileges, process, "/process"));
-    out.extend(capabilities::plan(&settings.capabilities, process, "/process"));
+    out.extend(capabilities::plan(&effective_capabilities(selection), process, "/process"));
     out.extend(process::run_as_non_root(&settings.process, spec));
     out.extend(process::rlimits(&settings.process.rlimits, process, "/process"));
     out.extend(process::umask(settings.process.umask, process, "/process"));

@@ -40,13 +40,25 @@ pub fn host_uid(spec: &Value, uid: u64) -> Option<u64> {
 
 /// Denies a process that is root on the host.
 pub fn run_as_non_root(settings: &ProcessSettings, spec: &Value) -> Option<Finding> {
+    let uid = spec.pointer("/process/user/uid").and_then(Value::as_u64).unwrap_or(0);
+    run_as_non_root_uid(settings, spec, uid)
+}
+
+/// Denies container uid `uid` when it is root on the host under `spec`'s mappings,
+/// or when the mappings do not say (fail closed).
+pub fn run_as_non_root_uid(settings: &ProcessSettings, spec: &Value, uid: u64) -> Option<Finding> {
     if !settings.run_as_non_root.0 {
         return None;
     }
-    let uid = spec.pointer("/process/user/uid").and_then(Value::as_u64).unwrap_or(0);
     match host_uid(spec, uid) {
-        Some(0) => Some(Finding::deny(RULE_ROOT, "runs as uid 0 (root on the host); runAsNonRoot is required")),
-        _ => None,
+        Some(0) => {
+            Some(Finding::deny(RULE_ROOT, format!("runs as uid {uid}, root on the host; runAsNonRoot is required")))
+        }
+        None => Some(Finding::deny(
+            RULE_ROOT,
+            format!("runs as uid {uid} in a user namespace whose mapping for it is unknown; runAsNonRoot is required"),
+        )),
+        Some(_) => None,
     }
 }
 
@@ -89,11 +101,15 @@ pub fn rlimits(caps: &RlimitCaps, process: &Value, base: &str) -> Vec<Finding> {
     out
 }
 
-/// ORs the policy's umask bits into the process's umask.
+/// The umask runc gives a process whose spec sets none.
+pub const RUNC_DEFAULT_UMASK: u32 = 0o022;
+
+/// ORs the policy's umask bits into the process's umask. An absent umask is runc's
+/// default, so a floor never unmasks a bit runc would have masked.
 pub fn umask(floor: Umask, process: &Value, base: &str) -> Option<Finding> {
     let bits = floor.0?;
     let current = process.pointer("/user/umask").and_then(Value::as_u64).and_then(|u| u32::try_from(u).ok());
-    let wanted = current.unwrap_or(0) | bits;
+    let wanted = current.unwrap_or(RUNC_DEFAULT_UMASK) | bits;
     if current == Some(wanted) {
         return None;
     }
@@ -137,6 +153,8 @@ mod tests {
             "namespaces": [{"type": "user"}],
             "uidMappings": [{"containerID": 0, "hostID": 0, "size": 65536}]}});
         assert!(run_as_non_root(&s, &identity).is_some());
+        let unmapped = json!({"process": {"user": {"uid": 0}}, "linux": {"namespaces": [{"type": "user", "path": "/proc/1/ns/user"}]}});
+        assert!(run_as_non_root(&s, &unmapped).is_some(), "unknown mapping fails closed");
     }
 
     #[test]
@@ -165,5 +183,7 @@ mod tests {
         assert_eq!(f.patch.0[0].value, Some(json!(0o027)));
         assert!(umask(Umask(Some(0o022)), &json!({"user": {"umask": 0o077}}), "/process").is_none());
         assert!(umask(Umask(None), &json!({}), "/process").is_none());
+        let f = umask(Umask(Some(0o007)), &json!({"user": {"uid": 0}}), "/process").unwrap();
+        assert_eq!(f.patch.0[0].value, Some(json!(0o027)), "absent umask is runc's 0022");
     }
 }

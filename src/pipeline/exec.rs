@@ -20,6 +20,8 @@ use crate::spec::{view, Patch, SpecFile};
 
 pub const RULE_CAP_FLAG: &str = "exec.cap";
 pub const RULE_APPARMOR_FLAG: &str = "exec.apparmor";
+pub const RULE_NNP_FLAG: &str = "exec.no-new-privs";
+pub const RULE_USER_FLAG: &str = "exec.user";
 
 /// runc's default state root.
 pub const DEFAULT_RUNC_ROOT: &str = "/run/runc";
@@ -56,12 +58,43 @@ pub fn container_bundle(runc_root: &Path, id: &str) -> Result<PathBuf, String> {
         .ok_or_else(|| format!("container {id}'s state names no bundle"))
 }
 
+/// The container uid the exec runs as: `--user` wins (runc's order), then the process
+/// file, then the container's own process. `Err`: a user name, which only the
+/// container's /etc/passwd could resolve.
+fn exec_uid(flags: &ExecFlags, process: Option<&Value>, container: &Value) -> Result<u64, String> {
+    if let Some(user) = &flags.user {
+        let uid = user.split(':').next().unwrap_or("");
+        return uid.parse().map_err(|_| format!("exec --user {user:?}: only numeric uids can be checked"));
+    }
+    let uid = process.or(container.get("process")).and_then(|p| p.pointer("/user/uid")).and_then(Value::as_u64);
+    Ok(uid.unwrap_or(0))
+}
+
 /// Findings for the exec's flags and process file.
-fn exec_findings(selection: &Selection<'_>, flags: &ExecFlags, process: Option<&Value>, host: &Host) -> Vec<Finding> {
+fn exec_findings(
+    selection: &Selection<'_>,
+    flags: &ExecFlags,
+    process: Option<&Value>,
+    container: &Value,
+    host: &Host,
+) -> Vec<Finding> {
     let settings = &selection.settings;
     let mut out = Vec::new();
+    if settings.no_new_privileges.0 && flags.no_new_privs == Some(false) {
+        out.push(Finding::deny(
+            RULE_NNP_FLAG,
+            "exec asks for --no-new-privs=false; the policy requires NoNewPrivileges",
+        ));
+    }
+    if settings.process.run_as_non_root.0 {
+        match exec_uid(flags, process, container) {
+            Ok(uid) => out.extend(enforce::process::run_as_non_root_uid(&settings.process, container, uid)),
+            Err(why) => out.push(Finding::deny(RULE_USER_FLAG, why)),
+        }
+    }
+    let caps = enforce::effective_capabilities(selection);
     for cap in &flags.caps {
-        let permitted = CapName::new(cap).is_ok_and(|c| settings.capabilities.permits(&c));
+        let permitted = CapName::new(cap).is_ok_and(|c| caps.permits(&c));
         if !permitted {
             out.push(Finding::deny(
                 RULE_CAP_FLAG,
@@ -76,7 +109,7 @@ fn exec_findings(selection: &Selection<'_>, flags: &ExecFlags, process: Option<&
     }
     if let Some(p) = process {
         out.extend(enforce::process::no_new_privileges(settings.no_new_privileges, p, ""));
-        out.extend(enforce::capabilities::plan(&settings.capabilities, p, ""));
+        out.extend(enforce::capabilities::plan(&enforce::effective_capabilities(selection), p, ""));
         out.extend(enforce::apparmor::plan(&settings.apparmor, Some(p), "", host));
     }
     let mut plan = enforce::Plan { findings: out, prelude: Patch::default() };
@@ -142,7 +175,7 @@ fn evaluate_exec(
     let selection = policies.select(&context);
     let process_file = req.flags.process.as_deref().map(SpecFile::load_file).transpose().map_err(|e| e.to_string())?;
     let host = Host::detect(&config.sys_root);
-    let findings = exec_findings(&selection, req.flags, process_file.as_ref().map(|f| &f.value), &host);
+    let findings = exec_findings(&selection, req.flags, process_file.as_ref().map(|f| &f.value), &spec.value, &host);
 
     let patch = Patch(findings.iter().flat_map(|f| f.patch.0.clone()).collect());
     let denied: Vec<String> =

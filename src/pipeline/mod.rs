@@ -18,16 +18,36 @@ use crate::enforce::{self, Host, Plan};
 use crate::policy::{LoadError, Mode, PolicySet, Settings};
 use crate::spec::{view, Patch, PatchError, SpecError, SpecFile};
 
+// The inner errors are part of each message (runc's log gets one line, no chain), so
+// they are not also reported as `source`s.
 #[derive(Debug, Error)]
 pub enum PipelineError {
     #[error("policy set rejected: {0}")]
-    Policy(#[from] LoadError),
+    Policy(LoadError),
     #[error("{0}")]
-    Spec(#[from] SpecError),
+    Spec(SpecError),
     #[error("cannot apply the policy's changes: {0}")]
-    Patch(#[from] PatchError),
-    #[error("cannot resolve bundle path {path}: {source}")]
-    Bundle { path: PathBuf, source: std::io::Error },
+    Patch(PatchError),
+    #[error("cannot resolve bundle path {path}: {error}")]
+    Bundle { path: PathBuf, error: std::io::Error },
+}
+
+impl From<LoadError> for PipelineError {
+    fn from(e: LoadError) -> Self {
+        PipelineError::Policy(e)
+    }
+}
+
+impl From<SpecError> for PipelineError {
+    fn from(e: SpecError) -> Self {
+        PipelineError::Spec(e)
+    }
+}
+
+impl From<PatchError> for PipelineError {
+    fn from(e: PatchError) -> Self {
+        PipelineError::Patch(e)
+    }
 }
 
 /// Everything decided about one container, before acting on it.
@@ -123,7 +143,7 @@ pub fn evaluate_bundle(config: &NodeConfig, req: &CreateRequest<'_>) -> Result<(
 }
 
 fn absolute(path: &Path) -> Result<PathBuf, PipelineError> {
-    std::path::absolute(path).map_err(|source| PipelineError::Bundle { path: path.to_owned(), source })
+    std::path::absolute(path).map_err(|error| PipelineError::Bundle { path: path.to_owned(), error })
 }
 
 /// The whole create path with its effects. Every path out of here that lets runc run

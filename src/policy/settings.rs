@@ -212,7 +212,8 @@ impl<'de> Deserialize<'de> for Umask {
             Num(u32),
             Text(String),
         }
-        // YAML reads `0022` as the decimal 22; a string is the unambiguous spelling.
+        // A bare `0022` is octal to this YAML parser but decimal to others (YAML 1.2
+        // core schema); a string is the unambiguous spelling, and both are accepted.
         let bits = match Raw::deserialize(d)? {
             Raw::Num(n) => n,
             Raw::Text(s) => u32::from_str_radix(s.trim_start_matches("0o"), 8)

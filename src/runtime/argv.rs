@@ -45,7 +45,10 @@ pub struct ExecFlags {
     pub process: Option<PathBuf>,
     pub caps: Vec<String>,
     pub apparmor: Option<String>,
-    pub no_new_privs: bool,
+    /// `--no-new-privs[=bool]`: `None` when not given (runc then keeps the spec's value).
+    pub no_new_privs: Option<bool>,
+    /// `--user/-u uid[:gid]`.
+    pub user: Option<String>,
     pub tty: bool,
 }
 
@@ -412,7 +415,8 @@ fn parse_exec(args: &[String]) -> Result<Command, ArgvError> {
             "process" | "p" => flags.process = value.map(PathBuf::from),
             "cap" | "c" => flags.caps.extend(value.map(str::to_owned)),
             "apparmor" => flags.apparmor = value.map(str::to_owned),
-            "no-new-privs" => flags.no_new_privs = value.map_or(Ok(true), |v| parse_bool(name, v))?,
+            "no-new-privs" => flags.no_new_privs = Some(value.map_or(Ok(true), |v| parse_bool(name, v))?),
+            "user" | "u" => flags.user = value.map(str::to_owned),
             "tty" | "t" => flags.tty = value.map_or(Ok(true), |v| parse_bool(name, v))?,
             _ => {}
         }
@@ -523,7 +527,7 @@ mod tests {
         assert_eq!(flags.process, Some(PathBuf::from("/tmp/p.json")));
         assert_eq!(flags.caps, vec!["CAP_SYS_ADMIN", "CAP_NET_RAW"]);
         assert_eq!(flags.apparmor.as_deref(), Some("foo"));
-        assert!(flags.no_new_privs && flags.tty);
+        assert!(flags.no_new_privs == Some(true) && flags.tty);
     }
 
     #[test]
