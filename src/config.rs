@@ -37,6 +37,10 @@ pub struct NodeConfig {
     pub state_dir: PathBuf,
     /// hardrun's own tracing output; off when unset.
     pub debug_log: Option<PathBuf>,
+    /// Directories of trusted OCI hook definitions, highest precedence first.
+    pub hook_dirs: Vec<PathBuf>,
+    /// Seconds a hook may run when its definition sets no timeout.
+    pub hook_timeout: u32,
     /// Where the host's sysfs is read (AppArmor and cgroup detection); for chroots
     /// and tests.
     pub sys_root: PathBuf,
@@ -52,6 +56,8 @@ impl Default for NodeConfig {
             state_dir: PathBuf::from("/var/lib/hardrun"),
             debug_log: None,
             sys_root: PathBuf::from("/sys"),
+            hook_dirs: vec![PathBuf::from("/etc/hardrun/hooks.d")],
+            hook_timeout: 10,
         }
     }
 }
@@ -160,10 +166,14 @@ impl NodeConfig {
             ("debugLog", self.debug_log.as_ref()),
             ("sysRoot", Some(&self.sys_root)),
         ];
-        for (key, value) in keys {
+        let hook_dirs = self.hook_dirs.iter().map(|d| ("hookDirs", Some(d)));
+        for (key, value) in keys.into_iter().chain(hook_dirs) {
             if let Some(v) = value.filter(|v| !v.is_absolute()) {
                 return Err(ConfigError::NotAbsolute { path: path.to_owned(), key, value: v.clone() });
             }
+        }
+        if self.hook_timeout == 0 {
+            return Err(ConfigError::Parse { path: path.to_owned(), message: "hookTimeout must be at least 1".into() });
         }
         Ok(())
     }

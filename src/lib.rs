@@ -11,6 +11,7 @@ pub mod config;
 pub mod context;
 pub mod enforce;
 pub mod fsutil;
+pub mod hooks;
 pub mod pipeline;
 pub mod policy;
 pub mod runtime;

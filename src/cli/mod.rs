@@ -2,6 +2,7 @@
 //! people and CI, never by containerd.
 
 mod explain;
+mod hook;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -9,7 +10,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// The first arguments that select tool mode. Everything else is a runc command line.
-pub const TOOL_COMMANDS: &[&str] = &["explain", "version", "help", "--help", "-h"];
+pub const TOOL_COMMANDS: &[&str] = &["explain", "hook", "version", "help", "--help", "-h"];
 
 /// Whether argv (without argv[0]) is a hardrun tool command rather than runc's.
 pub fn is_tool_command(args: &[OsString]) -> bool {
@@ -36,6 +37,8 @@ struct Cli {
 enum Tool {
     /// Show what hardrun would do to a bundle: decision, policies, resulting spec
     Explain(explain::ExplainArgs),
+    /// OCI hook entry points (runc runs these; see hooks/)
+    Hook(hook::HookArgs),
     /// Print hardrun's version and the runc it would run
     Version,
 }
@@ -52,6 +55,7 @@ pub fn run(args: &[OsString]) -> ExitCode {
     };
     let result = match cli.command {
         Tool::Explain(a) => explain::run(&a),
+        Tool::Hook(a) => hook::run(&a),
         Tool::Version => version(),
     };
     result.unwrap_or_else(|e| {

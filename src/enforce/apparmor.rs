@@ -70,7 +70,7 @@ mod tests {
     }
 
     fn host_with(profiles: &[&str]) -> Host {
-        Host { apparmor: Some(profiles.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>()), cgroup2: false }
+        Host { apparmor: Some(profiles.iter().map(|s| s.to_string()).collect::<BTreeSet<_>>()), ..Default::default() }
     }
 
     #[test]

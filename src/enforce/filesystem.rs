@@ -71,7 +71,8 @@ pub fn lexical_clean(path: &str) -> String {
     format!("/{}", parts.join("/"))
 }
 
-fn is_bind(mount: &Value) -> bool {
+/// Whether a mount is a bind mount (runc: type `bind`, or a `bind`/`rbind` option).
+pub fn is_bind(mount: &Value) -> bool {
     mount.get("type").and_then(Value::as_str) == Some("bind") || options(mount).any(|o| o == "bind" || o == "rbind")
 }
 

@@ -6,19 +6,26 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 /// What the node offers.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Host {
     /// Loaded AppArmor profiles; `None`: AppArmor is not enabled.
     pub apparmor: Option<BTreeSet<String>>,
     /// The cgroup v2 unified hierarchy is mounted (containerd creates cgroup
     /// namespaces only there).
     pub cgroup2: bool,
+    /// Hook definitions from the trusted directories (loaded only when a policy
+    /// names hooks).
+    pub hooks: crate::hooks::HookCatalog,
 }
 
 impl Host {
     /// Reads AppArmor state under `sys_root` (normally `/sys`).
     pub fn detect(sys_root: &Path) -> Host {
-        Host { apparmor: apparmor_profiles(sys_root), cgroup2: sys_root.join("fs/cgroup/cgroup.controllers").exists() }
+        Host {
+            apparmor: apparmor_profiles(sys_root),
+            cgroup2: sys_root.join("fs/cgroup/cgroup.controllers").exists(),
+            hooks: Default::default(),
+        }
     }
 }
 

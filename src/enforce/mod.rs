@@ -6,6 +6,7 @@ pub mod apparmor;
 pub mod capabilities;
 pub mod devices;
 pub mod filesystem;
+pub mod hooks;
 pub mod host;
 pub mod namespaces;
 pub mod privileged;
@@ -129,6 +130,8 @@ pub fn plan(selection: &Selection<'_>, spec: &Value, host: &Host) -> Plan {
     if settings.deny_privileged.0 {
         plan.findings.extend(privileged::check(spec));
     }
+    let hook_findings = hooks::plan(&settings.hooks, spec, host, &mut plan.prelude);
+    plan.findings.extend(hook_findings);
     plan.apply_exemptions(selection);
     plan
 }

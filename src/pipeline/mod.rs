@@ -138,7 +138,11 @@ pub fn evaluate_bundle(config: &NodeConfig, req: &CreateRequest<'_>) -> Result<(
         req.runtime_class,
         req.runc_root,
     );
-    let eval = evaluate(&policies, &spec.value, context, &Host::detect(&config.sys_root))?;
+    let mut host = Host::detect(&config.sys_root);
+    if policies.policies.iter().any(|p| !p.spec.hooks.0.is_empty()) {
+        host.hooks = crate::hooks::HookCatalog::load(&config.hook_dirs, config.hook_timeout);
+    }
+    let eval = evaluate(&policies, &spec.value, context, &host)?;
     Ok((spec, eval))
 }
 

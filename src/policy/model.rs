@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::glob::Glob;
-use super::merge::{Mode, Require, Strictness};
+use super::merge::{DenyList, Mode, Require, Strictness};
 pub use super::settings::*;
 use crate::context::{ContainerContext, ContainerType};
 use crate::strictness_by_fields;
@@ -74,6 +74,9 @@ pub struct PolicySpec {
     /// /sys, or the host's /dev).
     #[serde(default)]
     pub deny_privileged: Require,
+    /// OCI hook definitions (by name, from the node's hook directories) to inject.
+    #[serde(default)]
+    pub hooks: DenyList<String>,
 }
 
 fn enforce() -> Mode {
@@ -94,6 +97,7 @@ impl PolicySpec {
             devices: self.devices.clone(),
             sysctls: self.sysctls.clone(),
             deny_privileged: self.deny_privileged,
+            hooks: self.hooks.clone(),
         }
     }
 }
@@ -167,6 +171,8 @@ pub struct Settings {
     pub devices: DeviceSettings,
     pub sysctls: SysctlSettings,
     pub deny_privileged: Require,
+    /// Hooks to inject; merging unions (every matching policy's hooks run).
+    pub hooks: DenyList<String>,
 }
 
 strictness_by_fields!(Settings {
@@ -180,6 +186,7 @@ strictness_by_fields!(Settings {
     devices,
     sysctls,
     deny_privileged,
+    hooks,
 });
 
 impl Settings {
