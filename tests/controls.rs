@@ -685,9 +685,14 @@ fn apparmor_not_required_is_skipped_and_recorded() {
     let (_, v) = explain(&env, &bundle, fake_sysfs(Some("Y\n"), "my-profile (enforce)\n").path());
     assert_eq!(v["spec"]["process"]["apparmorProfile"], "my-profile", "localhost/ prefix stripped: {v}");
 
-    // Two policies asking for different profiles conflict.
+    // Two enforcing policies asking for different profiles for the same containers
+    // make every such container unstartable: lint's HR011, so the node refuses the
+    // whole set (and says why) rather than denying container by container.
     env.write_policy("other.yaml", &policy("other", "apparmor:\n  profile: runtime/default\n"));
-    let (code, v) = explain(&env, &bundle, fake_sysfs(Some("Y\n"), "my-profile (enforce)\n").path());
-    assert_eq!(code, 1);
-    assert_eq!(apparmor_findings(&v), ["apparmor.conflict:deny"]);
+    let log = env.file("log");
+    let id = env.id("aa-conflict");
+    let (out, _) = env.hardrun().log(&log).args(["create", "--bundle"]).arg(bundle.path()).arg(&id).run_to_files();
+    assert_eq!(out.code, 1);
+    let msg = log_lines(&log)[0]["msg"].as_str().unwrap().to_owned();
+    assert!(msg.contains("policy set rejected by lint") && msg.contains("[HR011]"), "{msg}");
 }

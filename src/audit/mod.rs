@@ -2,7 +2,10 @@
 //! and fsync'd before runc runs, so concurrent hardrun processes never interleave and
 //! a started container always has its record.
 
+pub mod reader;
 mod record;
+pub mod review;
+pub mod verify;
 mod writer;
 
 pub use record::{Decision, ExecInfo, ImageRef, PolicyRef, Record, SignatureVerdict, API_VERSION, GENESIS};

@@ -95,26 +95,68 @@ fn open_private(path: &Path, read: bool) -> std::io::Result<File> {
         .open(path)
 }
 
-/// Sets `seq`, `prev` and `after_torn` from what precedes the new record. An empty
-/// log continues the chain of its newest rotated file.
-fn chain(record: &mut Record, tail: &Tail, previous_file: Option<&Path>) -> std::io::Result<()> {
-    let last = match (&tail.last_line, &tail.torn) {
-        (None, None) => match previous_file.filter(|p| p.exists()) {
-            Some(p) => read_tail(&mut File::open(p)?)?.last_line,
-            None => None,
-        },
-        (last, _) => last.clone(),
-    };
-    record.seq = last.as_deref().and_then(seq_of).map_or(1, |s| s + 1);
-    record.prev = match (&tail.torn, &last) {
-        (Some(torn), _) => {
-            record.after_torn = true;
-            line_hash(torn)
+/// How far back the writer looks for the last readable record's `seq`.
+const SEQ_SEARCH_BYTES: u64 = 1024 * 1024;
+
+/// The `seq` of the last line of `file` that is a record, looking at most
+/// [`SEQ_SEARCH_BYTES`] back; the flag says whether that covered the whole file.
+fn last_seq_in(file: &mut File) -> std::io::Result<(Option<u64>, bool)> {
+    let len = file.metadata()?.len();
+    let start = len.saturating_sub(SEQ_SEARCH_BYTES);
+    file.seek(SeekFrom::Start(start))?;
+    let mut buf = Vec::new();
+    file.take(len - start).read_to_end(&mut buf)?;
+    Ok((buf.split(|&b| b == b'\n').rev().find_map(seq_of), start == 0))
+}
+
+/// The bytes the new record follows (what `prev` hashes) and whether they are not a
+/// readable record (a torn or garbled line: the new record is marked `afterTorn`).
+fn predecessor(tail: Tail) -> (Option<Vec<u8>>, bool) {
+    match (tail.torn, tail.last_line) {
+        (Some(torn), _) => (Some(torn), true),
+        (None, Some(line)) => {
+            let unreadable = seq_of(&line).is_none();
+            (Some(line), unreadable)
         }
-        (None, Some(line)) => line_hash(line),
-        (None, None) => GENESIS.to_owned(),
+        (None, None) => (None, false),
+    }
+}
+
+/// Sets `seq`, `prev` and `after_torn` from what precedes the new record. An empty
+/// log continues the chain of its newest rotated file; `seq` continues from the last
+/// readable record, so a torn or garbled line never restarts the count.
+fn chain(record: &mut Record, tail: Tail, file: &mut File, previous_file: &Path) -> std::io::Result<()> {
+    let previous = || -> std::io::Result<Option<File>> {
+        match File::open(previous_file) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
     };
+    let (follows, unreadable) = match predecessor(tail) {
+        (None, _) => match previous()? {
+            Some(mut f) => predecessor(read_tail(&mut f)?),
+            None => (None, false),
+        },
+        found => found,
+    };
+    let (mut seq, whole) = last_seq_in(file)?;
+    if seq.is_none() && whole {
+        if let Some(mut f) = previous()? {
+            seq = last_seq_in(&mut f)?.0;
+        }
+    }
+    record.seq = seq.map_or(1, |s| s + 1);
+    record.after_torn = unreadable;
+    record.prev = follows.map_or_else(|| GENESIS.to_owned(), |b| line_hash(&b));
     Ok(())
+}
+
+fn sync_dir(path: &Path) -> std::io::Result<()> {
+    match path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        Some(dir) => File::open(dir)?.sync_all(),
+        None => Ok(()),
+    }
 }
 
 /// Shifts `<log>` to `<log>.1`, `.1` to `.2` …, dropping what falls past `max_files`.
@@ -144,21 +186,32 @@ pub fn append(log: &AuditLogConfig, record: &mut Record, durable: bool) -> Resul
     lock.lock().map_err(io)?;
     let mut file = open_private(path, true).map_err(io)?;
     let tail = read_tail(&mut file).map_err(io)?;
-    chain(record, &tail, Some(&rotated_path(path, 1))).map_err(io)?;
-    let mut line = serde_json::to_vec(&record)?;
-    line.push(b'\n');
-    if tail.torn.is_some() {
-        // Close the torn line so the new record starts a line of its own.
-        file.write_all(b"\n").map_err(io)?;
+    let torn = tail.torn.is_some();
+    chain(record, tail, &mut file, &rotated_path(path, 1)).map_err(io)?;
+    let mut line = Vec::new();
+    if torn {
+        // Close the torn line in the same write, so the new record starts a line of
+        // its own and a failure cannot leave the newline alone.
+        line.push(b'\n');
     }
-    let size = file.metadata().map_err(io)?.len();
+    serde_json::to_writer(&mut line, &record)?;
+    line.push(b'\n');
+    let mut size = file.metadata().map_err(io)?.len();
     if size > 0 && size + line.len() as u64 > log.max_size {
         rotate(path, log.max_files).map_err(io)?;
         file = open_private(path, true).map_err(io)?;
+        size = 0;
+        if line[0] == b'\n' {
+            line.remove(0);
+        }
     }
     file.write_all(&line).map_err(io)?;
     if durable {
         file.sync_data().map_err(io)?;
+        if size == 0 {
+            // A new file (first record, or just rotated): its name must survive too.
+            sync_dir(path).map_err(io)?;
+        }
     }
     Ok(())
 }
@@ -204,6 +257,33 @@ mod tests {
         assert!(r.after_torn);
         assert_eq!(r.seq, 2);
         assert_eq!(r.prev, line_hash(b"{\"apiVersion\":\"hard"));
+    }
+
+    #[test]
+    fn a_garbled_complete_line_does_not_restart_the_count() {
+        let d = tempfile::tempdir().unwrap();
+        let log = log_in(d.path(), u64::MAX, 3);
+        for _ in 0..2 {
+            append(&log, &mut Record::lifecycle("start", None), false).unwrap();
+        }
+        let mut f = std::fs::OpenOptions::new().append(true).open(&log.path).unwrap();
+        f.write_all(b"{\"apiVersion\":\"hard\n").unwrap();
+        append(&log, &mut Record::lifecycle("delete", None), false).unwrap();
+        let r: Record = serde_json::from_str(lines(&log.path).last().unwrap()).unwrap();
+        assert_eq!((r.seq, r.after_torn), (3, true));
+        assert_eq!(r.prev, line_hash(b"{\"apiVersion\":\"hard"));
+    }
+
+    #[test]
+    fn a_torn_line_alone_in_a_rotated_in_file_continues_the_count() {
+        let d = tempfile::tempdir().unwrap();
+        let log = log_in(d.path(), u64::MAX, 3);
+        append(&log, &mut Record::lifecycle("start", None), false).unwrap();
+        std::fs::rename(&log.path, rotated_path(&log.path, 1)).unwrap();
+        std::fs::write(&log.path, b"{\"torn").unwrap();
+        append(&log, &mut Record::lifecycle("delete", None), false).unwrap();
+        let r: Record = serde_json::from_str(lines(&log.path).last().unwrap()).unwrap();
+        assert_eq!((r.seq, r.after_torn), (2, true));
     }
 
     #[test]

@@ -41,6 +41,8 @@ pub struct ExplainArgs {
     /// Runtime class, as `hardrun-<class>` would select it
     #[arg(long)]
     runtime_class: Option<String>,
+    #[command(flatten)]
+    selector: super::explain_selector::SelectorArgs,
 }
 
 /// Exit 0: the container would start; 1: it would be denied.
@@ -49,6 +51,14 @@ pub fn run(a: &ExplainArgs) -> anyhow::Result<ExitCode> {
         Some(p) => NodeConfig::load(p)?,
         None => NodeConfig::load_from_env()?,
     };
+    if a.selector.is_set() {
+        anyhow::ensure!(
+            matches!(a.format, Format::Text | Format::Json),
+            "--format patch and spec need a bundle, not a hypothetical container"
+        );
+        let json = matches!(a.format, Format::Json);
+        return super::explain_selector::run(&config, &a.selector, a.runtime_class.as_deref(), a.root.as_deref(), json);
+    }
     let req = CreateRequest {
         command: "create",
         bundle: &a.bundle,

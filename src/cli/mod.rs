@@ -1,8 +1,12 @@
 //! hardrun's own commands (tool mode). These may print to stdout: they are run by
 //! people and CI, never by containerd.
 
+mod audit;
 mod explain;
+mod explain_selector;
 mod hook;
+mod lint;
+mod schema;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -10,7 +14,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// The first arguments that select tool mode. Everything else is a runc command line.
-pub const TOOL_COMMANDS: &[&str] = &["explain", "hook", "version", "help", "--help", "-h"];
+pub const TOOL_COMMANDS: &[&str] = &["audit", "explain", "hook", "lint", "schema", "version", "help", "--help", "-h"];
 
 /// Whether argv (without argv[0]) is a hardrun tool command rather than runc's.
 pub fn is_tool_command(args: &[OsString]) -> bool {
@@ -35,10 +39,16 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Tool {
+    /// Read the audit log: list and filter records, verify the hash chain, summary, show, metrics
+    Audit(audit::AuditArgs),
     /// Show what hardrun would do to a bundle: decision, policies, resulting spec
     Explain(explain::ExplainArgs),
     /// OCI hook entry points (runc runs these; see hooks/)
     Hook(hook::HookArgs),
+    /// Check policy files: schema, references, conflicts, dangerous grants, permissions
+    Lint(lint::LintArgs),
+    /// Print the JSON Schema of a policy document (for editors' YAML language server)
+    Schema(schema::SchemaArgs),
     /// Print hardrun's version and the runc it would run
     Version,
 }
@@ -54,8 +64,11 @@ pub fn run(args: &[OsString]) -> ExitCode {
         }
     };
     let result = match cli.command {
+        Tool::Audit(a) => audit::run(&a),
         Tool::Explain(a) => explain::run(&a),
         Tool::Hook(a) => hook::run(&a),
+        Tool::Lint(a) => lint::run(&a),
+        Tool::Schema(a) => schema::run(&a),
         Tool::Version => version(),
     };
     result.unwrap_or_else(|e| {

@@ -11,6 +11,7 @@ pub mod host;
 pub mod namespaces;
 pub mod privileged;
 pub mod process;
+pub mod seccomp;
 pub mod sysctls;
 
 use serde::{Deserialize, Serialize};
@@ -168,6 +169,9 @@ fn process_controls(selection: &Selection<'_>, spec: &Value) -> Vec<Finding> {
         }
     }
     out.extend(process::no_new_privileges(settings.no_new_privileges, process, "/process"));
+    // runtime/default's allow-list follows the capabilities the process ends up with.
+    let caps = capabilities::final_bounding(&effective_capabilities(selection), process);
+    out.extend(seccomp::plan(&settings.seccomp, &caps, spec));
     out.extend(capabilities::plan(&effective_capabilities(selection), process, "/process"));
     out.extend(process::run_as_non_root(&settings.process, spec));
     out.extend(process::rlimits(&settings.process.rlimits, process, "/process"));

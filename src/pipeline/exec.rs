@@ -14,7 +14,7 @@ use crate::config::NodeConfig;
 use crate::context::ContainerContext;
 use crate::enforce::{self, Action, Finding, Host};
 use crate::fsutil;
-use crate::policy::{CapName, Mode, PolicySet, Selection};
+use crate::policy::{CapName, Mode, Selection};
 use crate::runtime::ExecFlags;
 use crate::spec::{view, Patch, SpecFile};
 
@@ -169,7 +169,7 @@ fn evaluate_exec(
     let bundle = container_bundle(root, id)?;
     record.bundle = Some(bundle.display().to_string());
     let spec = SpecFile::load(&bundle).map_err(|e| e.to_string())?;
-    let policies = PolicySet::load(&config.policy_dir).map_err(|e| format!("policy set rejected: {e}"))?;
+    let policies = super::load_policies(config).map_err(|e| e.to_string())?;
     let context =
         ContainerContext::from_parts(&view::annotations(&spec.value), Some(id), req.runtime_class, req.runc_root);
     let selection = policies.select(&context);

@@ -15,7 +15,7 @@ use crate::audit::{self, Decision, PolicyRef, Record};
 use crate::config::{AuditFailure, NodeConfig};
 use crate::context::ContainerContext;
 use crate::enforce::{self, Host, Plan};
-use crate::policy::{LoadError, Mode, PolicySet, Settings};
+use crate::policy::{lint, load, LoadError, Mode, Origin, PolicySet, Settings};
 use crate::spec::{view, Patch, PatchError, SpecError, SpecFile};
 
 // The inner errors are part of each message (runc's log gets one line, no chain), so
@@ -28,6 +28,8 @@ pub enum PipelineError {
     Spec(SpecError),
     #[error("cannot apply the policy's changes: {0}")]
     Patch(PatchError),
+    #[error("policy set rejected by lint: {0}")]
+    Lint(String),
     #[error("cannot resolve bundle path {path}: {error}")]
     Bundle { path: PathBuf, error: std::io::Error },
 }
@@ -128,9 +130,25 @@ pub enum Outcome {
     Deny(String),
 }
 
+/// The node's policy set, refused whole when lint finds an error in it: a node never
+/// enforces a set `hardrun lint` rejects. A `localhost/` seccomp profile that cannot
+/// be read (HR009) stays a denial of the containers whose policies use it.
+pub(crate) fn load_policies(config: &NodeConfig) -> Result<PolicySet, PipelineError> {
+    let set = PolicySet::load(&config.policy_dir)?;
+    let files = match &set.origin {
+        Origin::Dir(dir) => load::policy_files(dir)?,
+        Origin::Embedded => Vec::new(),
+    };
+    let diags: Vec<_> = lint::check_set(&set, &files).into_iter().filter(|d| d.code != "HR009").collect();
+    match lint::errors_summary(&diags) {
+        Some(summary) => Err(PipelineError::Lint(summary)),
+        None => Ok(set),
+    }
+}
+
 /// Loads the policies and the bundle's spec, and evaluates.
 pub fn evaluate_bundle(config: &NodeConfig, req: &CreateRequest<'_>) -> Result<(SpecFile, Evaluation), PipelineError> {
-    let policies = PolicySet::load(&config.policy_dir)?;
+    let policies = load_policies(config)?;
     let spec = SpecFile::load(req.bundle)?;
     let context = ContainerContext::from_parts(
         &view::annotations(&spec.value),

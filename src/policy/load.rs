@@ -189,7 +189,9 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Documents, LoadError> 
         // schema errors.
         let nth = || serde_yaml::Deserializer::from_str(text).nth(i).expect("document counted above");
         if kind == KIND_POLICY {
-            let doc = PolicyDoc::deserialize(nth()).map_err(|e| yaml_error(path, &e))?;
+            let mut doc = PolicyDoc::deserialize(nth()).map_err(|e| yaml_error(path, &e))?;
+            // `localhost/<file>` profiles are relative to the policy file's directory.
+            doc.spec.seccomp.resolve_paths(path.parent().unwrap_or(Path::new("/")));
             let hash = content_hash(&doc);
             out.policies.push(Policy { name: doc.metadata.name, source: path.to_owned(), hash, spec: doc.spec });
         } else {

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeSet;
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// A setting type's strictness order.
@@ -35,7 +36,7 @@ macro_rules! strictness_by_fields {
 }
 
 /// Whether a policy changes containers or only records what it would change.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Mode {
     /// Record the decision, leave config.json alone, never deny.
@@ -54,7 +55,7 @@ impl Strictness for Mode {
 }
 
 /// A requirement that is either on or not asked for; `false` never turns it off.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct Require(pub bool);
 
@@ -69,7 +70,7 @@ impl Strictness for Require {
 
 /// An allow-list: absent means "anything", present means "only these". Merging
 /// intersects, so the result allows only what every policy allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct AllowList<T: Ord>(pub Option<BTreeSet<T>>);
 
@@ -105,7 +106,7 @@ impl<T: Ord + Clone> Strictness for AllowList<T> {
 }
 
 /// A deny-list: merging unions, so the result denies what any policy denies.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct DenyList<T: Ord>(pub BTreeSet<T>);
 

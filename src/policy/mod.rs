@@ -3,9 +3,11 @@
 
 pub mod caps;
 pub mod glob;
+pub mod lint;
 pub mod load;
 pub mod merge;
 pub mod model;
+pub mod seccomp;
 pub mod settings;
 
 pub use caps::CapName;

@@ -2,6 +2,7 @@
 //! `kind: Exemption`) and the merged settings policies contribute to. Pure data: no
 //! effects, no I/O.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::glob::Glob;
@@ -14,7 +15,7 @@ pub const API_VERSION: &str = "hardrun.dev/v1alpha1";
 pub const KIND_POLICY: &str = "Policy";
 pub const KIND_EXEMPTION: &str = "Exemption";
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Metadata {
     pub name: String,
@@ -25,7 +26,7 @@ pub struct Metadata {
 }
 
 /// A `kind: Policy` document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicyDoc {
     pub api_version: String,
@@ -35,7 +36,7 @@ pub struct PolicyDoc {
 }
 
 /// A `kind: Exemption` document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExemptionDoc {
     pub api_version: String,
@@ -46,7 +47,7 @@ pub struct ExemptionDoc {
 
 /// What a policy selects and what it asks for. Every control is off unless the
 /// policy names it; the shipped policies say everything they do.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicySpec {
     #[serde(rename = "match", default)]
@@ -77,6 +78,9 @@ pub struct PolicySpec {
     /// OCI hook definitions (by name, from the node's hook directories) to inject.
     #[serde(default)]
     pub hooks: DenyList<String>,
+    /// The seccomp profile and syscall deltas (see docs/seccomp.md).
+    #[serde(default)]
+    pub seccomp: super::seccomp::SeccompSettings,
 }
 
 fn enforce() -> Mode {
@@ -98,12 +102,13 @@ impl PolicySpec {
             sysctls: self.sysctls.clone(),
             deny_privileged: self.deny_privileged,
             hooks: self.hooks.clone(),
+            seccomp: self.seccomp.clone(),
         }
     }
 }
 
 /// Which rules an exemption lifts, for which containers, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ExemptionSpec {
     #[serde(rename = "match", default)]
@@ -118,7 +123,7 @@ pub struct ExemptionSpec {
 /// a field any entry may match (OR); an empty field matches anything. A field that
 /// names values a container does not have (a plain `runc run` has no Kubernetes
 /// namespace) does not match it.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct Selector {
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -173,6 +178,8 @@ pub struct Settings {
     pub deny_privileged: Require,
     /// Hooks to inject; merging unions (every matching policy's hooks run).
     pub hooks: DenyList<String>,
+    /// Every matching policy's seccomp constraint; the filter is their intersection.
+    pub seccomp: super::seccomp::SeccompSettings,
 }
 
 strictness_by_fields!(Settings {
@@ -187,6 +194,7 @@ strictness_by_fields!(Settings {
     sysctls,
     deny_privileged,
     hooks,
+    seccomp,
 });
 
 impl Settings {
@@ -202,6 +210,14 @@ impl Settings {
             mode: Mode::Enforce,
             no_new_privileges: Require(true),
             capabilities: CapabilitySettings { allow: super::AllowList::only([]), ..Default::default() },
+            // pause needs a handful of syscalls, all in runtime/default without caps.
+            seccomp: super::seccomp::SeccompSettings::single(super::seccomp::SeccompConstraint {
+                profile: Some(super::seccomp::ProfileRef::RuntimeDefault),
+                deny_syscalls: Default::default(),
+                allow_syscalls: Default::default(),
+                errno: Default::default(),
+                existing: Default::default(),
+            }),
             ..Default::default()
         }
     }

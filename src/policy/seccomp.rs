@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::OnceLock;
@@ -26,13 +27,39 @@ pub const RULE_UNCONFINED: &str = "seccomp.unconfined";
 /// kernel syscall tables list apart.
 const ARM_PRIVATE: &[&str] = &["breakpoint", "cacheflush", "set_tls", "usr26", "usr32", "sync_file_range2"];
 
+/// FNV-1a: the name sets are looked up for every name of every profile read, and
+/// the default SipHash costs more than the rest of the lookup; the keys are fixed
+/// kernel names, so flooding resistance buys nothing here.
+#[derive(Default)]
+pub struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+/// A set of system call names.
+pub type NameSet = HashSet<&'static str, BuildHasherDefault<Fnv>>;
+
+/// x86 reaches these only through `socketcall`; libseccomp turns a rule for them into
+/// a `socketcall` rule on the call number, so they belong in x86 filters.
+const X86_SOCKETCALL_ONLY: &[&str] = &["recv", "send"];
+
 /// Every system call name of every Linux architecture: what a profile may name.
 /// Built once from the `syscalls` crate's kernel tables.
-fn all_names() -> &'static HashSet<&'static str> {
-    static ALL: OnceLock<HashSet<&'static str>> = OnceLock::new();
+fn all_names() -> &'static NameSet {
+    static ALL: OnceLock<NameSet> = OnceLock::new();
     ALL.get_or_init(|| {
         use syscalls::*;
-        let mut s: HashSet<&'static str> = HashSet::with_capacity(1024);
+        let mut s = NameSet::with_capacity_and_hasher(1024, Default::default());
         s.extend(x86_64::Sysno::iter().map(|n| n.name()));
         s.extend(x86::Sysno::iter().map(|n| n.name()));
         s.extend(aarch64::Sysno::iter().map(|n| n.name()));
@@ -54,17 +81,17 @@ fn all_names() -> &'static HashSet<&'static str> {
 
 /// Whether any Linux architecture has a system call of this name.
 pub fn is_known_syscall(name: &str) -> bool {
-    all_names().contains(name)
+    target_names().contains(name) || all_names().contains(name)
 }
 
 /// The system calls that exist on the architectures hardrun builds filters for: the
 /// build target's and its 32-bit companions (x86_64 with x86 and x32, aarch64 with
 /// arm). A rule for any other name can never match and is left out of filters.
-pub fn target_names() -> &'static HashSet<&'static str> {
-    static TARGET: OnceLock<HashSet<&'static str>> = OnceLock::new();
+pub fn target_names() -> &'static NameSet {
+    static TARGET: OnceLock<NameSet> = OnceLock::new();
     TARGET.get_or_init(|| {
         use syscalls::*;
-        let mut s: HashSet<&'static str> = HashSet::with_capacity(1024);
+        let mut s = NameSet::with_capacity_and_hasher(1024, Default::default());
         if cfg!(target_arch = "aarch64") {
             s.extend(aarch64::Sysno::iter().map(|n| n.name()));
             s.extend(arm::Sysno::iter().map(|n| n.name()));
@@ -73,6 +100,7 @@ pub fn target_names() -> &'static HashSet<&'static str> {
             // x32 uses the x86_64 table's names.
             s.extend(x86_64::Sysno::iter().map(|n| n.name()));
             s.extend(x86::Sysno::iter().map(|n| n.name()));
+            s.extend(X86_SOCKETCALL_ONLY);
         }
         s
     })
@@ -180,7 +208,10 @@ impl FromStr for Errno {
         if let Ok(n) = t.parse::<u32>() {
             return Errno::new(n);
         }
-        errno_names().get(t.to_ascii_uppercase().as_str()).map(|&n| Errno(n)).ok_or_else(|| format!("unknown errno {s:?}"))
+        errno_names()
+            .get(t.to_ascii_uppercase().as_str())
+            .map(|&n| Errno(n))
+            .ok_or_else(|| format!("unknown errno {s:?}"))
     }
 }
 
@@ -302,6 +333,9 @@ impl SeccompConstraint {
                 "{RULE_UNCONFINED}: seccomp profile `unconfined` is not a policy setting; \
                  a kind: Exemption for rule {RULE_UNCONFINED} lets a container run without a filter"
             ));
+        }
+        if self.profile.is_none() && self.deny_syscalls.is_empty() {
+            return Err("seccomp: give a profile, denySyscalls, or both".into());
         }
         if self.profile.is_none() && !self.allow_syscalls.is_empty() {
             return Err("seccomp.allowSyscalls needs a profile to add to".into());
@@ -431,7 +465,9 @@ mod tests {
         assert!(parse("profile: runtime/defualt\n").unwrap_err().contains("expected runtime/default"));
         assert!(parse("profile: localhost/\n").is_err());
         assert!(parse("denySyscalls: [mkdirr]\n").unwrap_err().contains("unknown system call"));
-        assert!(parse("allowSyscalls: [ptrace]\n").unwrap_err().contains("needs a profile"));
+        assert!(parse("allowSyscalls: [ptrace]\ndenySyscalls: [keyctl]\n").unwrap_err().contains("needs a profile"));
+        assert!(parse("{}").unwrap_err().contains("give a profile"));
+        assert!(parse("errno: EACCES\n").is_err());
         assert!(parse("profile: runtime/default\nallowSyscalls: [ptrace]\ndenySyscalls: [ptrace]\n").is_err());
         assert!(parse("profile: runtime/default\nexisting: ignore\n").is_err());
         assert!(parse("profile: runtime/default\nextra: 1\n").is_err());
@@ -450,7 +486,10 @@ mod tests {
                 _ => None,
             })
             .collect();
-        assert_eq!(paths, BTreeSet::from(["/abs/b.json".to_owned(), "/etc/hardrun/policies.d/profiles/a.json".to_owned()]));
+        assert_eq!(
+            paths,
+            BTreeSet::from(["/abs/b.json".to_owned(), "/etc/hardrun/policies.d/profiles/a.json".to_owned()])
+        );
     }
 
     #[test]

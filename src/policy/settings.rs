@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::caps::CapName;
@@ -56,7 +57,7 @@ pub const STANDARD_FORBIDDEN_CAPS: &[&str] = &[
 ];
 
 /// What happens to a container that asks for a forbidden capability.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum OnForbidden {
     /// Start it without the capability.
@@ -76,7 +77,7 @@ impl Strictness for OnForbidden {
 }
 
 /// `capabilities:` in a policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CapabilitySettings {
     /// Every capability set of the container's process is clamped to this list.
@@ -84,6 +85,7 @@ pub struct CapabilitySettings {
     pub allow: AllowList<CapName>,
     /// Capabilities a container must not ask for (`default`: [`STANDARD_FORBIDDEN_CAPS`]).
     #[serde(default, deserialize_with = "de_forbidden")]
+    #[schemars(with = "crate::policy::lint::schema::DefaultOr<CapName>")]
     pub forbidden: DenyList<CapName>,
     #[serde(default)]
     pub on_forbidden: OnForbidden,
@@ -108,12 +110,13 @@ impl CapabilitySettings {
 pub const APPARMOR_RUNTIME_DEFAULT: &str = "cri-containerd.apparmor.d";
 
 /// `apparmor:` in a policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AppArmorSettings {
     /// Profiles required by the matched policies. AppArmor profiles do not stack, so
     /// two different ones are a conflict and the container is denied.
     #[serde(default, deserialize_with = "de_apparmor_profile", rename = "profile")]
+    #[schemars(with = "Option<crate::policy::lint::schema::AppArmorProfile>")]
     pub profiles: DenyList<String>,
     /// Deny when AppArmor or the profile is missing on the node (else: skip, recorded).
     #[serde(default)]
@@ -140,7 +143,7 @@ strictness_by_fields!(AppArmorSettings { profiles, require });
 // ---------------------------------------------------------------- process
 
 /// Resource limit caps by name (`RLIMIT_NOFILE: 65536`); merging keeps the lowest.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(transparent)]
 pub struct RlimitCaps(pub BTreeMap<Rlimit, u64>);
 
@@ -157,7 +160,7 @@ impl Strictness for RlimitCaps {
 }
 
 /// The rlimit names the runtime spec knows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 pub enum Rlimit {
     #[serde(rename = "RLIMIT_AS")]
     As,
@@ -243,7 +246,7 @@ impl Strictness for Umask {
 }
 
 /// `process:` in a policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ProcessSettings {
     /// Deny a process running as uid 0 unless a user namespace maps it to another uid.
@@ -334,14 +337,16 @@ pub const STANDARD_DENIED_WRITABLE_HOST_MOUNTS: &[&str] = &[
 ];
 
 /// `filesystem.hostMounts:` in a policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct HostMountSettings {
     /// Bind-mount sources that deny the container (`default`: the standard list).
     #[serde(default, deserialize_with = "de_denied_mounts")]
+    #[schemars(with = "crate::policy::lint::schema::DefaultOr<Glob>")]
     pub deny: DenyList<Glob>,
     /// Sources that deny the container when bound read-write.
     #[serde(default, deserialize_with = "de_denied_writable_mounts")]
+    #[schemars(with = "crate::policy::lint::schema::DefaultOr<Glob>")]
     pub deny_writable: DenyList<Glob>,
     /// When present, only these sources may be bind-mounted at all.
     #[serde(default)]
@@ -361,16 +366,18 @@ fn de_denied_writable_mounts<'de, D: Deserializer<'de>>(d: D) -> Result<DenyList
 strictness_by_fields!(HostMountSettings { deny, deny_writable, allow, force_read_only });
 
 /// `filesystem:` in a policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct FilesystemSettings {
     #[serde(default)]
     pub read_only_rootfs: Require,
     /// Paths masked in addition to the spec's own (`default`: containerd's list).
     #[serde(default, deserialize_with = "de_masked")]
+    #[schemars(with = "crate::policy::lint::schema::DefaultOr<String>")]
     pub masked_paths: DenyList<String>,
     /// Paths made read-only in addition to the spec's own (`default`: containerd's list).
     #[serde(default, deserialize_with = "de_readonly")]
+    #[schemars(with = "crate::policy::lint::schema::DefaultOr<String>")]
     pub readonly_paths: DenyList<String>,
     #[serde(default)]
     pub host_mounts: HostMountSettings,
@@ -388,7 +395,7 @@ strictness_by_fields!(FilesystemSettings { read_only_rootfs, masked_paths, reado
 // ---------------------------------------------------------------- namespaces, devices, sysctls
 
 /// Namespaces a container can share with the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum NamespaceKind {
     Pid,
@@ -428,11 +435,12 @@ impl NamespaceKind {
 pub const STANDARD_HOST_NAMESPACES: &[&str] = &["pid", "ipc", "uts", "network", "cgroup"];
 
 /// `namespaces:` in a policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NamespaceSettings {
     /// Host namespaces a container may not share (`default`: all five).
     #[serde(default, deserialize_with = "de_host_ns")]
+    #[schemars(with = "crate::policy::lint::schema::DefaultOr<NamespaceKind>")]
     pub deny_host: DenyList<NamespaceKind>,
 }
 
@@ -443,7 +451,7 @@ fn de_host_ns<'de, D: Deserializer<'de>>(d: D) -> Result<DenyList<NamespaceKind>
 strictness_by_fields!(NamespaceSettings { deny_host });
 
 /// `devices:` in a policy: present means "only the standard devices, plus `allow`".
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct DeviceSettings {
     /// Device paths allowed beyond the standard set (/dev/null, zero, full, random,
@@ -469,11 +477,12 @@ pub const STANDARD_SAFE_SYSCTLS: &[&str] = &[
 ];
 
 /// `sysctls:` in a policy.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SysctlSettings {
     /// Sysctls a container may set (`default`: the kubelet's safe list).
     #[serde(default, deserialize_with = "de_sysctls")]
+    #[schemars(with = "crate::policy::lint::schema::DefaultOr<Glob>")]
     pub allow: AllowList<Glob>,
 }
 

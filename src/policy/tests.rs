@@ -176,6 +176,10 @@ fn arb_filesystem() -> impl Strategy<Value = FilesystemSettings> {
     )
 }
 
+fn runtime_default_constraint() -> seccomp::SeccompConstraint {
+    serde_yaml::from_str("profile: runtime/default\ndenySyscalls: [keyctl]\n").unwrap()
+}
+
 fn arb_settings() -> impl Strategy<Value = Settings> {
     let apparmor = (prop::collection::btree_set(prop::sample::select(&["a", "b"][..]), 0..2), prop::bool::ANY)
         .prop_map(|(p, r)| AppArmorSettings {
@@ -199,6 +203,12 @@ fn arb_settings() -> impl Strategy<Value = Settings> {
                 devices: DeviceSettings { allow: devices },
                 sysctls: SysctlSettings { allow: sysctls },
                 deny_privileged: Require(privileged),
+                hooks: DenyList(if privileged { ["a".to_owned()].into() } else { Default::default() }),
+                seccomp: if nnp {
+                    seccomp::SeccompSettings::single(runtime_default_constraint())
+                } else {
+                    Default::default()
+                },
             }
         },
     )
@@ -246,6 +256,7 @@ fn shipped_policies_parse_and_expand_defaults() {
         assert_eq!(s.filesystem.masked_paths.0.len(), STANDARD_MASKED_PATHS.len(), "{file}");
         assert_eq!(s.sysctls.allow.0.as_ref().unwrap().len(), STANDARD_SAFE_SYSCTLS.len(), "{file}");
         assert!(s.deny_privileged.0);
+        assert!(!s.seccomp.is_empty(), "{file}: runtime/default seccomp");
     }
 }
 

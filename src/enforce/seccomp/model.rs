@@ -52,10 +52,11 @@ impl Action {
 
     /// Within a rank, which value wins: ENOSYS first (so "not implemented" fallbacks
     /// such as glibc's clone3 → clone keep working; the call is denied either way),
-    /// then the smaller number.
+    /// then the smaller number, and errno 0 (a faked success) last.
     fn tiebreak(self) -> u32 {
         match self {
             Action::Errno(38) => u32::MAX,
+            Action::Errno(0) => 0,
             Action::Errno(n) | Action::Trace(n) => u32::MAX - 1 - n.min(u32::MAX - 2),
             _ => 0,
         }
@@ -232,7 +233,11 @@ pub enum Decision {
     /// `then` when any conjunction of `when` holds, else `otherwise`. Normal form:
     /// `when` non-empty, sorted, without duplicates or an empty conjunction, and
     /// `then != otherwise`.
-    Cond { when: Vec<Conj>, then: Action, otherwise: Action },
+    Cond {
+        when: Vec<Conj>,
+        then: Action,
+        otherwise: Action,
+    },
 }
 
 /// Past this many conjunctions for one call the intersection gives up on precision.
@@ -274,6 +279,9 @@ impl Decision {
 
     /// The intersection; `true` when the result had to be made stricter than exact.
     pub fn intersect(&self, other: &Decision) -> (Decision, bool) {
+        if self == other {
+            return (self.clone(), false);
+        }
         match (self, other) {
             (Decision::Always(a), Decision::Always(b)) => (Decision::Always((*a).max(*b)), false),
             (Decision::Always(a), Decision::Cond { when, then, otherwise })
@@ -317,17 +325,17 @@ fn intersect_cond((w1, t1, o1): CondRef<'_>, (w2, t2, o2): CondRef<'_>) -> (Deci
 fn and_all(w1: &[Conj], w2: &[Conj], then: Action, otherwise: Action) -> (Vec<Conj>, bool) {
     let shrink = then <= otherwise;
     let mut out = Vec::new();
+    let mut left_out: Vec<(&Conj, &Conj)> = Vec::new();
     let mut approx = false;
     for a in w1 {
         for b in w2 {
             match and(a, b) {
                 And::Exact(c) => out.push(c),
                 And::Never => {}
+                And::Wider(_) if shrink => left_out.push((a, b)),
                 And::Wider(c) => {
                     approx = true;
-                    if !shrink {
-                        out.push(c);
-                    }
+                    out.push(c);
                 }
             }
             if out.len() > MAX_CONJUNCTIONS {
@@ -336,6 +344,10 @@ fn and_all(w1: &[Conj], w2: &[Conj], then: Action, otherwise: Action) -> (Vec<Co
             }
         }
     }
+    // A left-out pair loses nothing when a kept conjunction already covers one side
+    // of it (as when a profile meets itself).
+    let covers = |c: &Conj, x: &Conj| c.iter().all(|cmp| x.contains(cmp));
+    approx |= left_out.iter().any(|(a, b)| !out.iter().any(|c| covers(c, a) || covers(c, b)));
     (out, approx)
 }
 
@@ -417,15 +429,47 @@ impl Profile {
             flags,
             listener,
         };
+        // Both maps are sorted: one merge pass, and a sorted collect (bulk build).
         let mut approximated = BTreeSet::new();
-        let names: BTreeSet<&Name> = self.syscalls.keys().chain(other.syscalls.keys()).collect();
-        for name in names {
-            let (d, approx) = self.decision(name).intersect(&other.decision(name));
+        let (mut a, mut b) = (self.syscalls.iter().peekable(), other.syscalls.iter().peekable());
+        let mut merged: Vec<(Name, Decision)> = Vec::with_capacity(self.syscalls.len().max(other.syscalls.len()));
+        loop {
+            let (name, d, approx) = match (a.peek(), b.peek()) {
+                (None, None) => break,
+                (Some((n, x)), Some((m, y))) if n == m => {
+                    let (d, approx) = x.intersect(y);
+                    let name = (*n).clone();
+                    a.next();
+                    b.next();
+                    (name, d, approx)
+                }
+                (Some((n, x)), Some((m, _))) if n < m => {
+                    let (d, approx) = x.intersect(&Decision::Always(other.default));
+                    let name = (*n).clone();
+                    a.next();
+                    (name, d, approx)
+                }
+                (Some((n, x)), None) => {
+                    let (d, approx) = x.intersect(&Decision::Always(other.default));
+                    let name = (*n).clone();
+                    a.next();
+                    (name, d, approx)
+                }
+                (_, Some((m, y))) => {
+                    let (d, approx) = Decision::Always(self.default).intersect(y);
+                    let name = (*m).clone();
+                    b.next();
+                    (name, d, approx)
+                }
+            };
             if approx {
                 approximated.insert(name.to_string());
             }
-            out.set(name.clone(), d);
+            if d != Decision::Always(out.default) {
+                merged.push((name, d));
+            }
         }
+        out.syscalls = merged.into_iter().collect();
         Ok(Intersection { profile: out, approximated })
     }
 }
@@ -451,6 +495,8 @@ mod tests {
         assert_eq!(EPERM.max(ENOSYS), ENOSYS);
         assert_eq!(Action::Errno(13).max(EPERM), EPERM);
         assert_eq!(Action::Errno(4095).max(Action::Errno(4094)), Action::Errno(4094));
+        assert_eq!(Action::Errno(0).max(Action::Errno(4095)), Action::Errno(4095));
+        assert!(Action::Errno(0) > Action::Trace(0));
     }
 
     #[test]
@@ -460,10 +506,14 @@ mod tests {
         assert_eq!(and(&[eq(0, 5)], &[lt(3)]), And::Never);
         assert_eq!(and(&[eq(0, 5)], &[eq(0, 6)]), And::Never);
         assert_eq!(and(&[lt(10)], &[Cmp::new(0, Op::Le, 4)]), And::Exact(vec![lt(5)]));
-        assert_eq!(and(&[Cmp::new(0, Op::Gt, 10)], &[Cmp::new(0, Op::Ge, 4)]), And::Exact(vec![Cmp::new(0, Op::Gt, 10)]));
+        assert_eq!(
+            and(&[Cmp::new(0, Op::Gt, 10)], &[Cmp::new(0, Op::Ge, 4)]),
+            And::Exact(vec![Cmp::new(0, Op::Gt, 10)])
+        );
         let m = |v2| Cmp { index: 0, op: Op::MaskedEq, value: 0xff, value_two: v2 };
         assert_eq!(and(&[m(1)], &[m(2)]), And::Never);
-        assert_eq!(and(&[lt(10)], &[Cmp::new(0, Op::Ne, 4)]), And::Wider(vec![lt(10)]));
+        assert_eq!(and(&[lt(10)], &[Cmp::new(0, Op::Ne, 4)]), And::Wider(vec![Cmp::new(0, Op::Ne, 4)]));
+        assert_eq!(and(&[Cmp::new(0, Op::Ne, 4)], &[lt(10)]), and(&[lt(10)], &[Cmp::new(0, Op::Ne, 4)]));
         assert_eq!(and(&[eq(0, 1)], &[eq(2, 3)]), And::Exact(vec![eq(0, 1), eq(2, 3)]));
         assert_eq!(and(&[eq(2, 1)], &[eq(0, 3), eq(2, 1)]), And::Exact(vec![eq(0, 3), eq(2, 1)]));
     }
@@ -474,7 +524,10 @@ mod tests {
         let b = Decision::cond(vec![vec![eq(0, 2)], vec![eq(1, 7)]], ALLOW, EPERM);
         let (d, approx) = a.intersect(&b);
         assert!(!approx);
-        assert_eq!(d, Decision::cond(vec![vec![eq(0, 1), eq(1, 7)], vec![eq(0, 2)], vec![eq(0, 2), eq(1, 7)]], ALLOW, EPERM));
+        assert_eq!(
+            d,
+            Decision::cond(vec![vec![eq(0, 1), eq(1, 7)], vec![eq(0, 2)], vec![eq(0, 2), eq(1, 7)]], ALLOW, EPERM)
+        );
         assert_eq!(d.eval(&[2, 0, 0, 0, 0, 0]), ALLOW);
         assert_eq!(d.eval(&[1, 0, 0, 0, 0, 0]), EPERM);
         assert_eq!(d.eval(&[1, 7, 0, 0, 0, 0]), ALLOW);
