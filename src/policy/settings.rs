@@ -42,6 +42,26 @@ where
 
 // ---------------------------------------------------------------- capabilities
 
+/// The capabilities Docker and containerd give a container by default (NET_RAW among
+/// them); what `runtime/default` seccomp is compared with moby's for, and what tests
+/// and benches start from.
+pub const CONTAINERD_DEFAULT_CAPS: &[&str] = &[
+    "CAP_CHOWN",
+    "CAP_DAC_OVERRIDE",
+    "CAP_FSETID",
+    "CAP_FOWNER",
+    "CAP_MKNOD",
+    "CAP_NET_RAW",
+    "CAP_SETGID",
+    "CAP_SETUID",
+    "CAP_SETFCAP",
+    "CAP_SETPCAP",
+    "CAP_NET_BIND_SERVICE",
+    "CAP_SYS_CHROOT",
+    "CAP_KILL",
+    "CAP_AUDIT_WRITE",
+];
+
 /// Capabilities no workload should hold without an exemption.
 pub const STANDARD_FORBIDDEN_CAPS: &[&str] = &[
     "CAP_SYS_ADMIN",

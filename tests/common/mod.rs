@@ -39,22 +39,7 @@ const BUSYBOX: &str = "/bin/busybox";
 const APPLETS: &[&str] = &["sh", "cat", "echo", "sleep", "grep", "ls", "true", "false", "id", "head", "wc"];
 
 /// Docker's (and containerd's) default capability set: 14 capabilities, NET_RAW among them.
-pub const DOCKER_DEFAULT_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+pub const DOCKER_DEFAULT_CAPS: &[&str] = hardrun::policy::CONTAINERD_DEFAULT_CAPS;
 
 /// Whether these tests can run here (root and runc). When not, says why on stderr and
 /// returns false, so the test returns early; under CI (`CI` set) it panics instead,

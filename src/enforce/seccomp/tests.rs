@@ -14,22 +14,7 @@ use crate::policy::Strictness;
 const A: [u64; 6] = [0; 6];
 
 /// Docker's default bounding set (what moby's allow-list fixture was derived for).
-const DOCKER_CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_NET_RAW",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+const DOCKER_CAPS: &[&str] = crate::policy::CONTAINERD_DEFAULT_CAPS;
 
 fn caps(names: &[&str]) -> BTreeSet<String> {
     names.iter().map(|s| s.to_string()).collect()
