@@ -538,24 +538,7 @@ fn parallel_creates_leave_a_verified_chain() {
     template.set_caps(DOCKER_DEFAULT_CAPS).set_no_new_privileges(false);
     let bundles: Vec<Bundle> = (0..PARALLEL).map(|_| template.duplicate()).collect();
     let ids: Vec<String> = (0..PARALLEL).map(|_| env.id("chain")).collect();
-    let start = Barrier::new(PARALLEL);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = bundles
-            .iter()
-            .zip(&ids)
-            .map(|(bundle, id)| {
-                let (env, start) = (&env, &start);
-                s.spawn(move || {
-                    start.wait();
-                    env.hardrun().args(["create", "--bundle"]).arg(bundle.path()).arg(id).run_to_files().0
-                })
-            })
-            .collect();
-        for (h, id) in handles.into_iter().zip(&ids) {
-            let out = h.join().unwrap();
-            assert_eq!(out.code, 0, "create {id}: {out:?}");
-        }
-    });
+    env.create_in_parallel(&bundles, &ids);
     let audit = |args: &[&str]| {
         let out =
             Command::new(HARDRUN).arg("audit").args(args).env("HARDRUN_CONFIG", &env.config_path).output().unwrap();

@@ -6,7 +6,6 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
-use std::sync::Barrier;
 
 use common::{Bundle, Env, DOCKER_DEFAULT_CAPS};
 use hardrun::spec::Patch;
@@ -39,24 +38,7 @@ fn parallel_creates_each_get_one_whole_line() {
         })
         .collect();
 
-    let start = Barrier::new(PARALLEL);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = bundles
-            .iter()
-            .zip(&ids)
-            .map(|(bundle, id)| {
-                let (env, start) = (&env, &start);
-                s.spawn(move || {
-                    start.wait();
-                    env.hardrun().args(["create", "--bundle"]).arg(bundle.path()).arg(id).run_to_files().0
-                })
-            })
-            .collect();
-        for (h, id) in handles.into_iter().zip(&ids) {
-            let out = h.join().unwrap();
-            assert_eq!(out.code, 0, "create {id}: {out:?}");
-        }
-    });
+    env.create_in_parallel(&bundles, &ids);
 
     let text = env.audit_text();
     assert!(text.ends_with('\n'), "the last line is cut");

@@ -158,6 +158,29 @@ impl Env {
         Invocation::new(self, runtime)
     }
 
+    /// `hardrun create`s every bundle under its id at once (threads released together
+    /// by a barrier, so the creates really overlap); each must succeed.
+    pub fn create_in_parallel(&self, bundles: &[Bundle], ids: &[String]) {
+        let start = std::sync::Barrier::new(bundles.len());
+        std::thread::scope(|s| {
+            let handles: Vec<_> = bundles
+                .iter()
+                .zip(ids)
+                .map(|(bundle, id)| {
+                    let start = &start;
+                    s.spawn(move || {
+                        start.wait();
+                        self.hardrun().args(["create", "--bundle"]).arg(bundle.path()).arg(id).run_to_files().0
+                    })
+                })
+                .collect();
+            for (h, id) in handles.into_iter().zip(ids) {
+                let out = h.join().unwrap();
+                assert_eq!(out.code, 0, "create {id}: {out:?}");
+            }
+        });
+    }
+
     /// The audit log's text ("" when it does not exist).
     pub fn audit_text(&self) -> String {
         match std::fs::read_to_string(&self.audit_log) {
