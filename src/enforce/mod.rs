@@ -66,6 +66,32 @@ impl Finding {
     }
 }
 
+/// Denials per rule shown in full in a one-line reason; the rest are counted (the
+/// audit record keeps them all). A privileged pod has a hundred host devices, and
+/// `kubectl describe` shows this line.
+const DENIALS_SHOWN_PER_RULE: usize = 3;
+
+/// The one-line reason for a denial: each denying rule with its ID, in order, long
+/// runs of the same rule shortened.
+pub fn denial_summary<'a>(findings: impl IntoIterator<Item = &'a Finding>) -> Option<String> {
+    let mut by_rule: Vec<(&str, Vec<&str>)> = Vec::new();
+    for f in findings.into_iter().filter(|f| f.action == Action::Deny) {
+        match by_rule.iter_mut().find(|(r, _)| *r == f.rule) {
+            Some((_, msgs)) => msgs.push(&f.message),
+            None => by_rule.push((&f.rule, vec![&f.message])),
+        }
+    }
+    let parts: Vec<String> = by_rule
+        .iter()
+        .flat_map(|(rule, msgs)| {
+            let shown = msgs.iter().take(DENIALS_SHOWN_PER_RULE).map(move |m| format!("[{rule}] {m}"));
+            let more = msgs.len().saturating_sub(DENIALS_SHOWN_PER_RULE);
+            shown.chain((more > 0).then(|| format!("[{rule}] and {more} more")))
+        })
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
+}
+
 /// What all controls together want done to one spec.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Plan {
@@ -177,4 +203,24 @@ fn process_controls(selection: &Selection<'_>, spec: &Value) -> Vec<Finding> {
     out.extend(process::rlimits(&settings.process.rlimits, process, "/process"));
     out.extend(process::umask(settings.process.umask, process, "/process"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn denial_summary_shortens_long_runs_of_one_rule() {
+        let mut findings: Vec<Finding> =
+            (0..100).map(|i| Finding::deny("devices.node", format!("device node /dev/d{i}"))).collect();
+        findings.push(Finding::deny("privileged", "privileged container: every capability"));
+        findings.push(Finding::info("apparmor.skipped", "not a denial"));
+        let s = denial_summary(&findings).unwrap();
+        assert_eq!(
+            s,
+            "[devices.node] device node /dev/d0; [devices.node] device node /dev/d1; [devices.node] device node /dev/d2; \
+             [devices.node] and 97 more; [privileged] privileged container: every capability"
+        );
+        assert!(denial_summary(&[Finding::info("x", "y")]).is_none());
+    }
 }

@@ -12,7 +12,7 @@ use super::{elapsed_us, Outcome};
 use crate::audit::{self, Decision, ExecInfo, PolicyRef, Record};
 use crate::config::NodeConfig;
 use crate::context::ContainerContext;
-use crate::enforce::{self, Action, Finding, Host};
+use crate::enforce::{self, Finding, Host};
 use crate::fsutil;
 use crate::policy::{CapName, Mode, Selection};
 use crate::runtime::ExecFlags;
@@ -178,16 +178,15 @@ fn evaluate_exec(
     let findings = exec_findings(&selection, req.flags, process_file.as_ref().map(|f| &f.value), &spec.value, &host);
 
     let patch = Patch(findings.iter().flat_map(|f| f.patch.0.clone()).collect());
-    let denied: Vec<String> =
-        findings.iter().filter(|f| f.action == Action::Deny).map(|f| format!("[{}] {}", f.rule, f.message)).collect();
+    let denied = enforce::denial_summary(&findings);
     let mode = selection.settings.mode;
-    record.decision = match (mode, denied.is_empty(), patch.is_empty()) {
+    record.decision = match (mode, denied.is_none(), patch.is_empty()) {
         (Mode::Enforce, false, _) => Decision::Denied,
         (Mode::Audit, false, _) | (Mode::Audit, true, false) => Decision::AuditOnly,
         (_, true, true) => Decision::Allowed,
         (Mode::Enforce, true, false) => Decision::Mutated,
     };
-    record.reason = (!denied.is_empty()).then(|| denied.join("; "));
+    record.reason = denied;
     record.context = context;
     record.mode = mode;
     record.policies = selection

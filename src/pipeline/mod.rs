@@ -71,8 +71,7 @@ pub struct Evaluation {
 impl Evaluation {
     /// The one-line reason for a denial: every denying rule with its ID.
     pub fn denial_reason(&self) -> Option<String> {
-        let reasons: Vec<String> = self.plan.denials().map(|f| format!("[{}] {}", f.rule, f.message)).collect();
-        (!reasons.is_empty()).then(|| reasons.join("; "))
+        enforce::denial_summary(&self.plan.findings)
     }
 }
 
