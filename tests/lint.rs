@@ -82,13 +82,13 @@ fn every_bad_file_gives_exactly_its_findings() {
 }
 
 /// Every rule has a corpus file, except those the corpus cannot express: HR018 is
-/// reserved, HR020 is about file modes and HR021 about sizes and missing paths
-/// (both tested below).
+/// reserved, HR020 is about file modes, HR021 about sizes and missing paths and HR022
+/// about hook definition files (all tested below).
 #[test]
 fn every_rule_is_covered_by_the_corpus() {
     let covered: BTreeSet<String> =
         corpus("bad").iter().map(|f| f.file_name().unwrap().to_str().unwrap()[..5].to_owned()).collect();
-    let elsewhere = ["HR018", "HR020", "HR021"];
+    let elsewhere = ["HR018", "HR020", "HR021", "HR022"];
     for r in RULES {
         assert!(covered.contains(r.code) || elsewhere.contains(&r.code), "no corpus file for {} {}", r.code, r.name);
     }
@@ -455,4 +455,41 @@ fn explain_a_hypothetical_container() {
     let text = stdout(&out);
     assert!(!text.contains("team-a") && text.contains("policy:    restricted"), "{text}");
     assert!(text.contains("capabilities.allow") && text.contains("(from restricted)"), "{text}");
+}
+
+#[test]
+fn hooks_named_by_policies_must_load() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let hooks = d.path().join("hooks.d");
+    std::fs::create_dir(&hooks).unwrap();
+    std::fs::set_permissions(&hooks, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = d.path().join("hook.sh");
+    std::fs::write(&script, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let def = format!(
+        "{{\"version\": \"1.0.0\", \"hook\": {{\"path\": \"{}\"}}, \"when\": {{\"always\": true}}, \"stages\": [\"poststop\"]}}",
+        script.display()
+    );
+    std::fs::write(hooks.join("unsafe.json"), def).unwrap();
+    std::fs::write(hooks.join("broken.json"), "{").unwrap();
+    let policy = d.path().join("p.yaml");
+    std::fs::write(
+        &policy,
+        "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec:\n  hooks: [unsafe, missing]\n",
+    )
+    .unwrap();
+    let opts = Options { hooks: Some((vec![hooks.clone()], 5)), ..Default::default() };
+    let report = lint::lint_files(&[policy.clone()], &opts);
+    let hr022: Vec<_> = report.diagnostics.iter().filter(|d| d.code == "HR022").collect();
+    let errors: Vec<String> = hr022.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
+    assert_eq!(errors.len(), 3, "{hr022:#?}");
+    assert!(errors.iter().any(|m| m.contains("names hook unsafe") && m.contains("writable by group or others")));
+    assert!(errors.iter().any(|m| m.contains("names hook missing") && m.contains("no such hook definition")));
+    let named = hr022.iter().find(|d| d.message.contains("names hook unsafe")).unwrap();
+    assert_eq!((named.location.line, named.location.column), (Some(5), Some(11)), "{named:?}");
+    assert!(hr022.iter().any(|d| d.severity == Severity::Warning && d.location.file.ends_with("broken.json")));
+    // Without hook directories, hooks are not checked.
+    let report = lint::lint_files(&[policy], &Options::default());
+    assert!(report.diagnostics.iter().all(|d| d.code != "HR022"));
 }

@@ -48,6 +48,10 @@ pub struct LintArgs {
     /// Print the rule table and exit
     #[arg(long)]
     list_rules: bool,
+    /// Check the hooks policies name against the definitions in DIR (repeatable;
+    /// default for the node's own policies: the node config's hookDirs)
+    #[arg(long = "hook-dir", value_name = "DIR")]
+    hook_dirs: Vec<PathBuf>,
 }
 
 pub fn run(a: &LintArgs) -> anyhow::Result<ExitCode> {
@@ -61,14 +65,22 @@ pub fn run(a: &LintArgs) -> anyhow::Result<ExitCode> {
         None => NodeConfig::load_from_env().ok(),
     };
     let node_dir = config.as_ref().map(|c| c.policy_dir.clone());
+    let node =
+        a.paths.is_empty() || a.node || node_dir.as_deref().is_some_and(|d| a.paths.iter().any(|p| same_path(p, d)));
+    let timeout = config.as_ref().map_or(10, |c| c.hook_timeout);
+    let hooks = match (&a.hook_dirs[..], &config) {
+        ([], Some(c)) if node => Some((c.hook_dirs.clone(), timeout)),
+        ([], _) => None,
+        (dirs, _) => Some((dirs.to_vec(), timeout)),
+    };
     let report = if a.paths.is_empty() {
         let dir = node_dir.expect("config loaded above");
-        lint_node_dir(&dir)
+        lint_node_dir(&dir, hooks)
     } else {
-        let node = a.node || node_dir.as_deref().is_some_and(|d| a.paths.iter().any(|p| same_path(p, d)));
         let mut diags = Vec::new();
         let files = lint::collect_files(&a.paths, &mut diags);
-        let mut report = lint::lint_files(&files, &Options { node, runtime_classes: node, ..Default::default() });
+        let opts = Options { node, runtime_classes: node, hooks, ..Default::default() };
+        let mut report = lint::lint_files(&files, &opts);
         report.diagnostics.splice(0..0, diags);
         report
     };
@@ -92,8 +104,8 @@ fn exit_code(report: &Report, warnings_as_errors: bool) -> ExitCode {
 
 /// The node's policy directory, as the node loads it; without one, the embedded
 /// baseline the node falls back to.
-fn lint_node_dir(dir: &Path) -> Report {
-    let opts = Options { node: true, runtime_classes: true, ..Default::default() };
+fn lint_node_dir(dir: &Path, hooks: Option<(Vec<PathBuf>, u32)>) -> Report {
+    let opts = Options { node: true, runtime_classes: true, hooks, ..Default::default() };
     if !dir.exists() {
         eprintln!("hardrun lint: {} does not exist: the node uses the embedded baseline, linted here", dir.display());
         let src = vec![(

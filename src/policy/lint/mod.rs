@@ -89,6 +89,7 @@ rules! {
     MATCHES_NOTHING = "HR019", "matches-nothing", Warning, "A policy or exemption whose match can select no container this node runs.";
     INSECURE_PERMISSIONS = "HR020", "insecure-permissions", Error, "A policy file or directory that someone other than root can change (error for the node's policy dir, warning elsewhere).";
     UNREADABLE_INPUT = "HR021", "unreadable-input", Error, "A path that cannot be read, a file over the size limit, or more files or documents than a node loads.";
+    HOOK_DEFINITION = "HR022", "hook-definition", Error, "A hook definition a policy names is missing, untrusted (hook binary or file writable by others, not root-owned) or malformed; or a definition in the hook directories is.";
 }
 
 pub fn rule(code: &str) -> Option<&'static Rule> {
@@ -236,6 +237,9 @@ pub struct Options {
     /// `runtime_class_dir` (default: the running binary's directory).
     pub runtime_classes: bool,
     pub runtime_class_dir: Option<PathBuf>,
+    /// Check the hooks policies name against the definitions in these directories
+    /// (the node's `hookDirs`), with this default timeout; `None`: not checked.
+    pub hooks: Option<(Vec<PathBuf>, u32)>,
 }
 
 /// Everything one run found, with the text of every file read (for rendering).
@@ -330,9 +334,40 @@ fn lint_texts(sources: &[(PathBuf, String)], opts: &Options, report: &mut Report
         ));
     }
     report.diagnostics.extend(checks::check(&set, opts));
+    if let Some((dirs, timeout)) = &opts.hooks {
+        report.diagnostics.extend(check_hooks(&set, &crate::hooks::HookCatalog::load(dirs, *timeout)));
+    }
     for d in &mut report.diagnostics {
         place(d, &spans);
     }
+}
+
+/// Every hook a policy names must load (the create path denies its containers
+/// otherwise), and every definition in the hook directories should.
+pub fn check_hooks(set: &PolicySet, catalog: &crate::hooks::HookCatalog) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for p in &set.policies {
+        for name in &p.spec.hooks.0 {
+            if let Err(e) = catalog.get(name) {
+                let at = Location::scalar(&p.source, &p.name, "/spec/hooks", name);
+                out.push(Diagnostic::new(HOOK_DEFINITION, format!("`{}` names hook {name}: {e}", p.name), at));
+            }
+        }
+    }
+    for (name, entry) in &catalog.hooks {
+        if let Err(e) = entry {
+            let file = match e {
+                crate::hooks::HookError::Invalid { path, .. }
+                | crate::hooks::HookError::Untrusted { path, .. }
+                | crate::hooks::HookError::Dir { path, .. } => path.clone(),
+            };
+            let named = set.policies.iter().any(|p| p.spec.hooks.0.contains(name));
+            let d = Diagnostic::new(HOOK_DEFINITION, e.to_string(), Location::file(&file));
+            // Unused broken definitions deny nothing yet: a warning.
+            out.push(if named { d } else { d.severity(Severity::Warning) });
+        }
+    }
+    out
 }
 
 /// The set-level and per-policy checks on a loaded set, plus the permission checks of
@@ -343,7 +378,7 @@ fn lint_texts(sources: &[(PathBuf, String)], opts: &Options, report: &mut Report
 /// the files again) only when some finding is an error, so a clean set costs no reads.
 pub fn check_set(set: &PolicySet, files: &[PathBuf]) -> Vec<Diagnostic> {
     // Runtime classes are a warning that costs a directory read: not on every create.
-    let opts = Options { node: true, runtime_classes: false, runtime_class_dir: None };
+    let opts = Options { node: true, runtime_classes: false, runtime_class_dir: None, hooks: None };
     let mut diags = checks::check(set, &opts);
     diags.extend(perms::check_files(files, true));
     if diags.iter().any(Diagnostic::is_error) {
