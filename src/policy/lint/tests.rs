@@ -96,7 +96,8 @@ fn runtime_classes_without_links() {
     let dir = tempfile::tempdir().unwrap();
     std::os::unix::fs::symlink("/bin/true", dir.path().join("hardrun-gpu")).unwrap();
     let text = format!("{HEAD}spec:\n  match: {{runtimeClasses: [gpu, kata]}}\n");
-    let opts = Options { node: true, runtime_classes: true, runtime_class_dir: Some(dir.path().to_owned()) };
+    let opts =
+        Options { node: true, runtime_classes: true, runtime_class_dir: Some(dir.path().to_owned()), hooks: None };
     let r = lint_sources(&[(PathBuf::from("p.yaml"), text)], &opts);
     assert_eq!(places(&r.diagnostics), vec![("HR019", 6, 33)], "{:#?}", r.diagnostics);
     assert!(r.diagnostics[0].message.contains("available: gpu"));
