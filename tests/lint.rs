@@ -480,7 +480,7 @@ fn hooks_named_by_policies_must_load() {
     )
     .unwrap();
     let opts = Options { hooks: Some((vec![hooks.clone()], 5)), ..Default::default() };
-    let report = lint::lint_files(&[policy.clone()], &opts);
+    let report = lint::lint_files(std::slice::from_ref(&policy), &opts);
     let hr022: Vec<_> = report.diagnostics.iter().filter(|d| d.code == "HR022").collect();
     let errors: Vec<String> = hr022.iter().filter(|d| d.is_error()).map(|d| d.message.clone()).collect();
     assert_eq!(errors.len(), 3, "{hr022:#?}");
