@@ -68,31 +68,33 @@ impl Glob {
     }
 
     pub fn matches(&self, text: &str) -> bool {
-        let text: Vec<char> = text.chars().collect();
-        // Iterative matcher with one backtrack point per star kind is not enough when
-        // `*` and `**` mix, so this is the classic O(n·m) table, small for names.
+        // Most selector and mount globs start with a literal (`/etc/`, `docker.io/`):
+        // a text without that prefix is decided without building the table.
+        let prefix: String =
+            self.toks.iter().map_while(|t| if let Tok::Lit(c) = t { Some(*c) } else { None }).collect();
+        let Some(rest) = text.strip_prefix(prefix.as_str()) else { return false };
+        let toks = &self.toks[prefix.chars().count()..];
+        if toks.is_empty() {
+            return rest.is_empty();
+        }
+        let text: Vec<char> = rest.chars().collect();
+        // One backtrack point per star kind is not enough when `*` and `**` mix, so
+        // this is the classic O(n·m) table over two reused rows, small for names.
         let m = text.len();
         let mut row = vec![false; m + 1];
+        let mut next = vec![false; m + 1];
         row[0] = true;
-        for tok in &self.toks {
-            let mut next = vec![false; m + 1];
-            match tok {
-                Tok::Lit(c) => (0..m).for_each(|j| next[j + 1] = row[j] && text[j] == *c),
-                Tok::One => (0..m).for_each(|j| next[j + 1] = row[j] && text[j] != '/'),
-                Tok::Star => {
-                    next[0] = row[0];
-                    for j in 0..m {
-                        next[j + 1] = row[j + 1] || (next[j] && text[j] != '/');
-                    }
-                }
-                Tok::DoubleStar => {
-                    next[0] = row[0];
-                    for j in 0..m {
-                        next[j + 1] = row[j + 1] || next[j];
-                    }
-                }
+        for tok in toks {
+            next[0] = matches!(tok, Tok::Star | Tok::DoubleStar) && row[0];
+            for j in 0..m {
+                next[j + 1] = match tok {
+                    Tok::Lit(c) => row[j] && text[j] == *c,
+                    Tok::One => row[j] && text[j] != '/',
+                    Tok::Star => row[j + 1] || (next[j] && text[j] != '/'),
+                    Tok::DoubleStar => row[j + 1] || next[j],
+                };
             }
-            row = next;
+            std::mem::swap(&mut row, &mut next);
         }
         row[m]
     }
@@ -178,6 +180,30 @@ mod tests {
         #[test]
         fn doublestar_matches_everything(s in "\\PC{0,30}") {
             prop_assert!(g("**").matches(&s));
+        }
+
+        #[test]
+        fn prefix_fast_path_agrees_with_the_table(g in "[ab/]{0,3}(\\*|\\*\\*|\\?)?[ab/]{0,3}", s in "[ab/]{0,8}") {
+            // A reference matcher: the table alone, on the whole glob.
+            let glob = Glob::new(&g).unwrap();
+            let text: Vec<char> = s.chars().collect();
+            let m = text.len();
+            let mut row = vec![false; m + 1];
+            row[0] = true;
+            for tok in &glob.toks {
+                let mut next = vec![false; m + 1];
+                next[0] = matches!(tok, Tok::Star | Tok::DoubleStar) && row[0];
+                for j in 0..m {
+                    next[j + 1] = match tok {
+                        Tok::Lit(c) => row[j] && text[j] == *c,
+                        Tok::One => row[j] && text[j] != '/',
+                        Tok::Star => row[j + 1] || (next[j] && text[j] != '/'),
+                        Tok::DoubleStar => row[j + 1] || next[j],
+                    };
+                }
+                row = next;
+            }
+            prop_assert_eq!(glob.matches(&s), row[m], "{} vs {}", g, s);
         }
 
         #[test]

@@ -185,22 +185,34 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Documents, LoadError> 
             continue;
         }
         let kind = check_header(path, i + 1, &value)?;
-        // Deserializing from the text again (not from `value`) keeps line/column in
-        // schema errors.
-        let nth = || serde_yaml::Deserializer::from_str(text).nth(i).expect("document counted above");
         if kind == KIND_POLICY {
-            let mut doc = PolicyDoc::deserialize(nth()).map_err(|e| yaml_error(path, &e))?;
+            let mut doc: PolicyDoc = typed(path, text, i, value)?;
             // `localhost/<file>` profiles are relative to the policy file's directory.
             doc.spec.seccomp.resolve_paths(path.parent().unwrap_or(Path::new("/")));
             let hash = content_hash(&doc);
             out.policies.push(Policy { name: doc.metadata.name, source: path.to_owned(), hash, spec: doc.spec });
         } else {
-            let doc = ExemptionDoc::deserialize(nth()).map_err(|e| yaml_error(path, &e))?;
+            let doc: ExemptionDoc = typed(path, text, i, value)?;
             let hash = content_hash(&doc);
             out.exemptions.push(Exemption { name: doc.metadata.name, source: path.to_owned(), hash, spec: doc.spec });
         }
     }
     Ok(out)
+}
+
+/// Document `index` of `text` as `T`, from the value already parsed. Only when that
+/// fails is the text parsed up to the document again, for an error with its line and
+/// column (a value has no positions); so loading stays linear in the documents.
+fn typed<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    text: &str,
+    index: usize,
+    value: serde_yaml::Value,
+) -> Result<T, LoadError> {
+    T::deserialize(value).or_else(|_| {
+        let de = serde_yaml::Deserializer::from_str(text).nth(index).expect("document counted by the caller");
+        T::deserialize(de).map_err(|e| yaml_error(path, &e))
+    })
 }
 
 /// Parses the policies of one file (exemptions are an error here).
