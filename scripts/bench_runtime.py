@@ -77,6 +77,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--only", choices=["state", "lifecycle", "overhead"], help="run one benchmark only")
     p.add_argument("--json", type=Path, help="also write all samples (ms) and the summary to this file")
     p.add_argument("--keep", action="store_true", help="keep the temp directories (for inspection)")
+    p.add_argument("--report", type=Path, metavar="JSON", help="only print the table of an earlier --json file")
     return p.parse_args()
 
 
@@ -375,7 +376,9 @@ def summary_rows(results: dict[str, dict[str, list[float]]]) -> list[dict]:
     specs = [
         ("state", "state (passthrough)", "runc", "hardrun", "abs", "≤ +1 ms"),
         ("lifecycle", "create+delete (enforce)", "runc/create+delete", "hardrun/create+delete", "pct", "≤ +2 %"),
+        ("lifecycle", "create+delete: hardrun's own cost", "runc-hardened/create+delete", "hardrun/create+delete", "pct", ""),
         ("lifecycle", "create+kill+delete (enforce)", "runc/create+kill+delete", "hardrun/create+kill+delete", "pct", ""),
+        ("lifecycle", "create+kill+delete: hardrun's own cost", "runc-hardened/create+kill+delete", "hardrun/create+kill+delete", "pct", ""),
         ("lifecycle", "create (enforce)", "runc/create", "hardrun/create", "pct", ""),
         ("lifecycle", "create: the hardened spec's cost in runc", "runc/create", "runc-hardened/create", "pct", ""),
         ("lifecycle", "create: hardrun's own cost", "runc-hardened/create", "hardrun/create", "pct", ""),
@@ -425,6 +428,9 @@ def print_table(rows: list[dict]) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.report:
+        print_table(summary_rows(json.loads(args.report.read_text())["samples_ms"]))
+        return
     if os.geteuid() != 0:
         sys.exit("bench_runtime: run as root (runc needs it)")
     for tool in (args.runc, "/bin/busybox"):
