@@ -140,7 +140,11 @@ fn chain(record: &mut Record, tail: Tail, file: &mut File, previous_file: &Path)
         },
         found => found,
     };
-    let (mut seq, whole) = last_seq_in(file)?;
+    // The usual case: the tail's last line is a record and carries the count.
+    let (mut seq, whole) = match follows.as_deref().filter(|_| !unreadable).and_then(seq_of) {
+        Some(s) => (Some(s), false),
+        None => last_seq_in(file)?,
+    };
     if seq.is_none() && whole {
         if let Some(mut f) = previous()? {
             seq = last_seq_in(&mut f)?.0;
