@@ -74,6 +74,14 @@ def parse_args() -> argparse.Namespace:
         help="parent of the node config and audit log; default the temp dir (a disk, like /var/log)",
     )
     p.add_argument("--debug-log", action="store_true", help="set debugLog in the node config (hardrun's tracing)")
+    p.add_argument(
+        "--policy",
+        type=Path,
+        action="append",
+        help="install this policy file in the node's policy dir instead of using the embedded baseline "
+        "(repeatable; e.g. policies/restricted.yaml)",
+    )
+    p.add_argument("--uid", type=int, help="run the container process as this uid (restricted.yaml needs non-root)")
     p.add_argument("--only", choices=["state", "lifecycle", "overhead"], help="run one benchmark only")
     p.add_argument("--json", type=Path, help="also write all samples (ms) and the summary to this file")
     p.add_argument("--keep", action="store_true", help="keep the temp directories (for inspection)")
@@ -113,6 +121,8 @@ class Env:
     # HARDRUN_CONFIG for the real runc, and for runtime /bin/true (the overhead benchmark).
     environ: dict[str, str] = field(default_factory=dict)
     environ_true: dict[str, str] = field(default_factory=dict)
+    # The container process's uid (None: the spec's root).
+    uid: int | None = None
 
     def argv(self, runtime: str, *args: str) -> list[str]:
         # The global flags containerd's shim passes on every call.
@@ -132,6 +142,7 @@ def setup(args: argparse.Namespace, hardrun: Path) -> Env:
         root=run_dir / "runc" / NAMESPACE,
         log=run_dir / "runc.log",
         audit=state_dir / "audit.jsonl",
+        uid=args.uid,
     )
     env.environ = node_config(args, state_dir, "config.yaml", args.runc, env.audit)
     env.environ_true = node_config(args, state_dir, "config-true.yaml", "/bin/true", audit_true(env))
@@ -148,6 +159,9 @@ def node_config(args: argparse.Namespace, state_dir: Path, name: str, runtime: s
     ]
     if args.debug_log:
         config.append(f"debugLog: {state_dir / 'debug.log'}")
+    for policy in args.policy or []:
+        (state_dir / "policies.d").mkdir(exist_ok=True)
+        shutil.copy2(policy, state_dir / "policies.d" / policy.name)
     (state_dir / name).write_text("\n".join(config) + "\n")
     return dict(os.environ, HARDRUN_CONFIG=str(state_dir / name))
 
@@ -168,6 +182,8 @@ def make_bundle(env: Env, name: str) -> tuple[Path, bytes]:
     proc["terminal"] = False
     proc["args"] = ["/bin/busybox", "sleep", "3600"]
     proc["noNewPrivileges"] = False
+    if env.uid is not None:
+        proc["user"] = {"uid": env.uid, "gid": env.uid}
     proc["capabilities"] = {k: list(DOCKER_CAPS) for k in ("bounding", "effective", "permitted")}
     spec["hostname"] = "bench"
     spec["mounts"] += pod_mounts(env.pod_dir)
