@@ -26,22 +26,10 @@ use hardrun::spec::{Patch, PatchOp};
 
 const DEFAULT_RECORDS: usize = 1_000_000;
 
-/// Docker's default capabilities less NET_RAW: what the baseline clamp leaves.
-const CAPS: &[&str] = &[
-    "CAP_CHOWN",
-    "CAP_DAC_OVERRIDE",
-    "CAP_FSETID",
-    "CAP_FOWNER",
-    "CAP_MKNOD",
-    "CAP_SETGID",
-    "CAP_SETUID",
-    "CAP_SETFCAP",
-    "CAP_SETPCAP",
-    "CAP_NET_BIND_SERVICE",
-    "CAP_SYS_CHROOT",
-    "CAP_KILL",
-    "CAP_AUDIT_WRITE",
-];
+/// The baseline's clamp of containerd's default set: everything but NET_RAW.
+fn baseline_caps() -> Vec<&'static str> {
+    hardrun::policy::CONTAINERD_DEFAULT_CAPS.iter().copied().filter(|c| *c != "CAP_NET_RAW").collect()
+}
 
 /// Record `i`: shaped like a CRI create under the baseline policy. 70% mutated, 20%
 /// allowed, 5% denied, 5% audit-only; 100 namespaces `ns-0…ns-99`, and `x` for
@@ -78,10 +66,11 @@ fn record(i: usize) -> Record {
             r.reason = Some("host.privileged: privileged containers are not allowed".into());
         }
         Decision::Mutated | Decision::AuditOnly => {
+            let caps = baseline_caps();
             let patch = Patch(vec![
-                PatchOp::replace("/process/capabilities/bounding", json!(CAPS)),
-                PatchOp::replace("/process/capabilities/effective", json!(CAPS)),
-                PatchOp::replace("/process/capabilities/permitted", json!(CAPS)),
+                PatchOp::replace("/process/capabilities/bounding", json!(caps)),
+                PatchOp::replace("/process/capabilities/effective", json!(caps)),
+                PatchOp::replace("/process/capabilities/permitted", json!(caps)),
                 PatchOp::replace("/process/noNewPrivileges", json!(true)),
             ]);
             r.findings.push(Finding::mutate(
