@@ -36,6 +36,12 @@ pub struct PolicyRef {
     pub source: String,
 }
 
+impl PolicyRef {
+    pub fn new(name: &str, hash: &str, source: &std::path::Path) -> Self {
+        PolicyRef { name: name.to_owned(), hash: hash.to_owned(), source: source.display().to_string() }
+    }
+}
+
 /// The image as the pod asked for it and as it was resolved (digest).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

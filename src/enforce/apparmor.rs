@@ -49,8 +49,7 @@ pub fn plan(settings: &AppArmorSettings, process: Option<&Value>, base: &str, ho
         "unconfined" => RULE_UNCONFINED,
         other => return vec![Finding::info(RULE_PROFILE, format!("kept the process's own AppArmor profile {other}"))],
     };
-    let op = PatchOp::set(process, "/apparmorProfile", Value::String(profile.clone()));
-    let op = PatchOp { path: format!("{base}{}", op.path), ..op };
+    let op = PatchOp::set_under(base, process, "/apparmorProfile", Value::String(profile.clone()));
     vec![Finding::mutate(rule, format!("set AppArmor profile {profile}"), Patch(vec![op]))]
 }
 

@@ -122,8 +122,7 @@ fn host_mounts(settings: &HostMountSettings, spec: &Value) -> Vec<Finding> {
         }
         if first_match(&settings.force_read_only.0, &names).is_some() {
             let opts: Vec<Value> = options(m).filter(|o| *o != "rw").chain(["ro"]).map(|o| json!(o)).collect();
-            let op = PatchOp::set(m, "/options", Value::Array(opts));
-            let op = PatchOp { path: format!("/mounts/{i}{}", op.path), ..op };
+            let op = PatchOp::set_under(&format!("/mounts/{i}"), m, "/options", Value::Array(opts));
             out.push(Finding::mutate(
                 RULE_FORCED_RO,
                 format!("made the bind mount of {source} read-only"),

@@ -16,8 +16,7 @@ pub fn no_new_privileges(required: Require, process: &Value, base: &str) -> Opti
     if !required.0 || process.get("noNewPrivileges") == Some(&Value::Bool(true)) {
         return None;
     }
-    let op = PatchOp::set(process, "/noNewPrivileges", Value::Bool(true));
-    let op = PatchOp { path: format!("{base}{}", op.path), ..op };
+    let op = PatchOp::set_under(base, process, "/noNewPrivileges", Value::Bool(true));
     Some(Finding::mutate(RULE_NNP, "set noNewPrivileges", Patch(vec![op])))
 }
 
@@ -114,11 +113,10 @@ pub fn umask(floor: Umask, process: &Value, base: &str) -> Option<Finding> {
         return None;
     }
     let op = if process.get("user").is_some_and(Value::is_object) {
-        PatchOp::set(process, "/user/umask", json!(wanted))
+        PatchOp::set_under(base, process, "/user/umask", json!(wanted))
     } else {
-        PatchOp::add("/user", json!({"uid": 0, "gid": 0, "umask": wanted}))
+        PatchOp::add(format!("{base}/user"), json!({"uid": 0, "gid": 0, "umask": wanted}))
     };
-    let op = PatchOp { path: format!("{base}{}", op.path), ..op };
     Some(Finding::mutate(RULE_UMASK, format!("set umask to {wanted:04o}"), Patch(vec![op])))
 }
 

@@ -14,7 +14,7 @@ use crate::config::NodeConfig;
 use crate::context::ContainerContext;
 use crate::enforce::{self, Finding, Host};
 use crate::fsutil;
-use crate::policy::{CapName, Mode, Selection};
+use crate::policy::{CapName, Selection};
 use crate::runtime::ExecFlags;
 use crate::spec::{view, Patch, SpecFile};
 
@@ -70,14 +70,15 @@ fn exec_uid(flags: &ExecFlags, process: Option<&Value>, container: &Value) -> Re
     Ok(uid.unwrap_or(0))
 }
 
-/// Findings for the exec's flags and process file.
-fn exec_findings(
+/// Findings for the exec's flags and process file (operations address the process
+/// file itself).
+fn exec_plan(
     selection: &Selection<'_>,
     flags: &ExecFlags,
     process: Option<&Value>,
     container: &Value,
     host: &Host,
-) -> Vec<Finding> {
+) -> enforce::Plan {
     let settings = &selection.settings;
     let mut out = Vec::new();
     if settings.no_new_privileges.0 && flags.no_new_privs == Some(false) {
@@ -114,7 +115,7 @@ fn exec_findings(
     }
     let mut plan = enforce::Plan { findings: out, prelude: Patch::default() };
     plan.apply_exemptions(selection);
-    plan.findings
+    plan
 }
 
 /// What the exec'd process runs with: its effective set plus `--cap` additions.
@@ -175,26 +176,17 @@ fn evaluate_exec(
     let selection = policies.select(&context);
     let process_file = req.flags.process.as_deref().map(SpecFile::load_file).transpose().map_err(|e| e.to_string())?;
     let host = Host::detect(&config.sys_root);
-    let findings = exec_findings(&selection, req.flags, process_file.as_ref().map(|f| &f.value), &spec.value, &host);
+    let plan = exec_plan(&selection, req.flags, process_file.as_ref().map(|f| &f.value), &spec.value, &host);
 
-    let patch = Patch(findings.iter().flat_map(|f| f.patch.0.clone()).collect());
-    let denied = enforce::denial_summary(&findings);
+    let patch = plan.patch();
+    let denied = enforce::denial_summary(&plan.findings);
     let mode = selection.settings.mode;
-    record.decision = match (mode, denied.is_none(), patch.is_empty()) {
-        (Mode::Enforce, false, _) => Decision::Denied,
-        (Mode::Audit, false, _) | (Mode::Audit, true, false) => Decision::AuditOnly,
-        (_, true, true) => Decision::Allowed,
-        (Mode::Enforce, true, false) => Decision::Mutated,
-    };
+    record.decision = super::decide(mode, denied.is_some(), !patch.is_empty());
     record.reason = denied;
     record.context = context;
     record.mode = mode;
-    record.policies = selection
-        .matched
-        .iter()
-        .map(|p| PolicyRef { name: p.name.clone(), hash: p.hash.clone(), source: p.source.display().to_string() })
-        .collect();
-    record.findings = findings;
+    record.policies = selection.matched.iter().map(|p| PolicyRef::new(&p.name, &p.hash, &p.source)).collect();
+    record.findings = plan.findings;
     record.patch = patch.clone();
     let Some(file) = process_file else {
         record.exec = Some(ExecInfo { effective_caps: None, args: Vec::new() });

@@ -86,25 +86,25 @@ pub fn evaluate(
     let settings = selection.settings.clone();
     let plan = enforce::plan(&selection, spec, host);
     let patch = plan.patch();
-    let reference = |name: &str, hash: &str, source: &Path| PolicyRef {
-        name: name.to_owned(),
-        hash: hash.to_owned(),
-        source: source.display().to_string(),
-    };
-    let refs = selection.matched.iter().map(|p| reference(&p.name, &p.hash, &p.source)).collect();
-    let exemptions = selection.exemptions.iter().map(|e| reference(&e.name, &e.hash, &e.source)).collect();
-    let denied = plan.denials().next().is_some();
-    let decision = match (settings.mode, denied, patch.is_empty()) {
-        (Mode::Enforce, true, _) => Decision::Denied,
-        (Mode::Audit, true, _) | (Mode::Audit, false, false) => Decision::AuditOnly,
-        (_, false, true) => Decision::Allowed,
-        (Mode::Enforce, false, false) => Decision::Mutated,
-    };
+    let refs = selection.matched.iter().map(|p| PolicyRef::new(&p.name, &p.hash, &p.source)).collect();
+    let exemptions = selection.exemptions.iter().map(|e| PolicyRef::new(&e.name, &e.hash, &e.source)).collect();
+    let decision = decide(settings.mode, plan.denials().next().is_some(), !patch.is_empty());
     let mut result = spec.clone();
     if decision == Decision::Mutated {
         patch.apply(&mut result)?;
     }
     Ok(Evaluation { context, policies: refs, exemptions, settings, plan, patch, decision, result })
+}
+
+/// The decision for a mode and what the controls found: in enforce mode a denial
+/// refuses and a change mutates; audit mode never refuses or changes, only records.
+pub(crate) fn decide(mode: Mode, denied: bool, changed: bool) -> Decision {
+    match (mode, denied, changed) {
+        (Mode::Enforce, true, _) => Decision::Denied,
+        (Mode::Enforce, false, true) => Decision::Mutated,
+        (Mode::Audit, true, _) | (Mode::Audit, false, true) => Decision::AuditOnly,
+        (_, false, false) => Decision::Allowed,
+    }
 }
 
 /// How hardrun was asked to create a container.
@@ -246,4 +246,19 @@ pub use exec::{container_bundle, exec, ExecRequest};
 
 fn elapsed_us(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decision_table() {
+        assert_eq!(decide(Mode::Enforce, true, true), Decision::Denied);
+        assert_eq!(decide(Mode::Enforce, false, true), Decision::Mutated);
+        assert_eq!(decide(Mode::Enforce, false, false), Decision::Allowed);
+        assert_eq!(decide(Mode::Audit, true, false), Decision::AuditOnly);
+        assert_eq!(decide(Mode::Audit, false, true), Decision::AuditOnly);
+        assert_eq!(decide(Mode::Audit, false, false), Decision::Allowed);
+    }
 }

@@ -53,6 +53,13 @@ impl PatchOp {
             Self::add(path, value)
         }
     }
+
+    /// [`PatchOp::set`] on `rel` inside `obj`, where `obj` sits at `base` in the document
+    /// (`/process`, `/mounts/3`, or `""` for a document that is the object itself).
+    pub fn set_under(base: &str, obj: &Value, rel: &str, value: Value) -> Self {
+        let op = Self::set(obj, rel, value);
+        PatchOp { path: format!("{base}{}", op.path), ..op }
+    }
 }
 
 /// An ordered list of operations.
