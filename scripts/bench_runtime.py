@@ -62,7 +62,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--create-iterations", type=int, default=100, help="iterations of create/kill/delete (default 100)")
     p.add_argument("--warmup", type=int, default=5, help="untimed iterations before each benchmark (default 5)")
     p.add_argument("--runc", default="/usr/sbin/runc", help="the real runc (default /usr/sbin/runc)")
-    p.add_argument("--hardrun", help="hardrun binary to use (default: `cargo build --release` of this repo)")
+    p.add_argument("--hardrun", help="hardrun binary to use (default: scripts/build-release.sh of this repo)")
     p.add_argument(
         "--run-dir",
         default="/dev/shm" if os.path.ismount("/dev/shm") else tempfile.gettempdir(),
@@ -90,20 +90,17 @@ def parse_args() -> argparse.Namespace:
 
 
 def build_hardrun() -> Path:
-    """`cargo build --release`, returning the binary cargo reports (honours CARGO_TARGET_DIR)."""
-    print("building hardrun: cargo build --release --bin hardrun", file=sys.stderr)
+    """The node build (scripts/build-release.sh: release, static-pie); honours CARGO_TARGET_DIR."""
+    print("building hardrun: scripts/build-release.sh", file=sys.stderr)
     out = subprocess.run(
-        ["cargo", "build", "--release", "--bin", "hardrun", "--message-format=json-render-diagnostics"],
-        cwd=REPO,
-        check=True,
-        stdout=subprocess.PIPE,
-        text=True,
+        [str(REPO / "scripts" / "build-release.sh")], cwd=REPO, check=True, stdout=subprocess.PIPE, text=True
     ).stdout
-    for line in out.splitlines():
-        msg = json.loads(line)
-        if msg.get("reason") == "compiler-artifact" and msg.get("executable") and msg["target"]["name"] == "hardrun":
-            return Path(msg["executable"])
-    sys.exit("bench_runtime: cargo did not report a hardrun executable")
+    path = Path(out.strip().splitlines()[-1])
+    if not path.is_absolute():
+        path = REPO / path
+    if not path.is_file():
+        sys.exit(f"bench_runtime: build-release.sh reported {path}, which does not exist")
+    return path
 
 
 @dataclass
