@@ -20,6 +20,8 @@ pub enum ConfigError {
     TooLarge { path: PathBuf },
     #[error("node config {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("node config {path}: refusing a file others can change: {problem}")]
+    Insecure { path: PathBuf, problem: String },
     #[error("node config {path}: `{key}` must be an absolute path, got {value:?}")]
     NotAbsolute { path: PathBuf, key: &'static str, value: PathBuf },
 }
@@ -142,6 +144,11 @@ impl NodeConfig {
             }
             Err(crate::fsutil::ReadError::TooLarge) => return Err(ConfigError::TooLarge { path: path.to_owned() }),
         };
+        // After the read, so that a missing file stays "defaults". The order is safe:
+        // when the file and its directories pass, no one but root could have changed
+        // them in between.
+        crate::fsutil::check_controlled_by_root(path)
+            .map_err(|problem| ConfigError::Insecure { path: path.to_owned(), problem })?;
         Self::parse(path, &bytes)
     }
 
@@ -185,6 +192,42 @@ mod tests {
 
     fn parse(s: &str) -> Result<NodeConfig, ConfigError> {
         NodeConfig::parse(Path::new("/c.yaml"), s.as_bytes())
+    }
+
+    #[test]
+    fn a_config_others_can_change_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("config.yaml");
+        std::fs::write(&f, "hookTimeout: 5\n").unwrap();
+        assert_eq!(NodeConfig::load(&f).unwrap().hook_timeout, 5);
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o664)).unwrap();
+        let e = NodeConfig::load(&f).unwrap_err().to_string();
+        assert!(e.contains("can be changed by its group (mode 0664)"), "{e}");
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o644)).unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = NodeConfig::load(&f).unwrap_err().to_string();
+        assert!(e.contains("can be changed by anyone (mode 0777)"), "{e}");
+        // Through a symlink, the target is what counts.
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let link = d.path().join("link.yaml");
+        std::os::unix::fs::symlink(&f, &link).unwrap();
+        std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(NodeConfig::load(&link).unwrap_err().to_string().contains("mode 0666"));
+    }
+
+    #[test]
+    fn a_config_of_exactly_the_limit_loads_and_one_byte_more_is_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("config.yaml");
+        let head = "hookTimeout: 7\n#";
+        let mut text = String::from(head);
+        text.push_str(&"x".repeat(MAX_CONFIG_BYTES as usize - head.len()));
+        std::fs::write(&f, &text).unwrap();
+        assert_eq!(NodeConfig::load(&f).unwrap().hook_timeout, 7);
+        text.push('x');
+        std::fs::write(&f, &text).unwrap();
+        assert!(matches!(NodeConfig::load(&f), Err(ConfigError::TooLarge { .. })));
     }
 
     #[test]

@@ -11,6 +11,8 @@ pub mod config;
 pub mod context;
 pub mod enforce;
 pub mod fsutil;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod hooks;
 pub mod pipeline;
 pub mod policy;

@@ -189,6 +189,20 @@ fn unknown_node_config_key() {
 }
 
 #[test]
+fn node_config_others_can_change() {
+    use std::os::unix::fs::PermissionsExt;
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_config(&env.config_yaml(common::RUNC));
+    std::fs::set_permissions(&env.config_path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let bundle = Bundle::new(&["true"]);
+    let config = env.config_path.display().to_string();
+    assert_create_refused(&env, &bundle, &[&config, "refusing a file others can change", "anyone (mode 0666)"]);
+}
+
+#[test]
 fn runc_missing() {
     if !common::prerequisites_met() {
         return;

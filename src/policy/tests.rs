@@ -116,6 +116,42 @@ fn missing_dir_is_embedded_and_oversize_file_is_refused() {
     assert!(empty.policies.is_empty(), "an empty dir is an explicit empty set, not the baseline");
 }
 
+const TINY_POLICY: &str = "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: p%}\nspec: {match: {}}\n";
+
+#[test]
+fn a_policy_file_of_exactly_the_limit_loads() {
+    let d = tempfile::tempdir().unwrap();
+    let mut text = TINY_POLICY.replace('%', "0");
+    text.push('#');
+    text.push_str(&"x".repeat(load::MAX_POLICY_FILE_BYTES as usize - text.len()));
+    std::fs::write(d.path().join("p.yaml"), &text).unwrap();
+    assert_eq!(PolicySet::load(d.path()).unwrap().policies.len(), 1);
+    text.push('x');
+    std::fs::write(d.path().join("p.yaml"), &text).unwrap();
+    assert!(matches!(PolicySet::load(d.path()), Err(LoadError::TooLarge { .. })));
+}
+
+#[test]
+fn the_policy_file_count_is_capped() {
+    let d = tempfile::tempdir().unwrap();
+    for i in 0..load::MAX_POLICY_FILES {
+        std::fs::write(d.path().join(format!("{i:04}.yaml")), TINY_POLICY.replace('%', &i.to_string())).unwrap();
+    }
+    assert_eq!(PolicySet::load(d.path()).unwrap().policies.len(), load::MAX_POLICY_FILES);
+    std::fs::write(d.path().join("extra.yaml"), TINY_POLICY.replace('%', "extra")).unwrap();
+    assert!(matches!(PolicySet::load(d.path()), Err(LoadError::TooManyFiles { .. })));
+}
+
+#[test]
+fn the_number_of_policies_in_a_set_is_capped() {
+    let d = tempfile::tempdir().unwrap();
+    let docs: Vec<String> = (0..load::MAX_POLICIES).map(|i| TINY_POLICY.replace('%', &i.to_string())).collect();
+    std::fs::write(d.path().join("all.yaml"), docs.join("---\n")).unwrap();
+    assert_eq!(PolicySet::load(d.path()).unwrap().policies.len(), load::MAX_POLICIES);
+    std::fs::write(d.path().join("one-more.yaml"), TINY_POLICY.replace('%', "more")).unwrap();
+    assert!(matches!(PolicySet::load(d.path()), Err(LoadError::TooManyPolicies)));
+}
+
 // ---- the merge laws, over arbitrary settings ----
 
 const CAPS: &[&str] = &["CAP_CHOWN", "CAP_KILL", "CAP_NET_RAW", "CAP_SYS_ADMIN", "CAP_SETUID", "CAP_BPF"];

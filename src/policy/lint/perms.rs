@@ -8,7 +8,6 @@
 //! a node loads every `*.yaml` in it, so whoever can add a file there can add a policy.
 
 use std::collections::HashSet;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use super::*;
@@ -46,16 +45,7 @@ pub fn check_files(files: &[PathBuf], node: bool) -> Vec<Diagnostic> {
 }
 
 fn problem(meta: &std::fs::Metadata, node: bool, me: u32, sticky_ok: bool) -> Option<String> {
-    let mode = meta.mode() & 0o7777;
-    if meta.uid() != 0 && (node || meta.uid() != me) {
-        let who = if node { "root" } else { "root or you" };
-        return Some(format!("is owned by uid {}, not {who}", meta.uid()));
-    }
-    if mode & 0o022 != 0 && !(sticky_ok && mode & 0o1000 != 0) {
-        let by = if mode & 0o002 != 0 { "anyone" } else { "its group" };
-        return Some(format!("can be changed by {by} (mode {mode:04o})"));
-    }
-    None
+    crate::fsutil::ownership_problem(meta, (!node).then_some(me), sticky_ok)
 }
 
 fn finding(path: &Path, what: &str, problem: &str, severity: Severity) -> Diagnostic {
