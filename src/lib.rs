@@ -10,6 +10,8 @@ pub mod cli;
 pub mod config;
 pub mod context;
 pub mod enforce;
+#[doc(hidden)]
+pub mod faults;
 pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzz_entry;

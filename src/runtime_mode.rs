@@ -74,7 +74,9 @@ fn decide_and_find(argv0: &str, parsed: &RuncArgs) -> Result<PathBuf, String> {
                 runtime_class: runtime_class.as_deref(),
                 runc_root: parsed.global.root.as_deref(),
             };
-            proceed(runc, pipeline::create(&config, &req))
+            let outcome = pipeline::create(&config, &req);
+            crate::faults::crash_point("create.before-exec");
+            proceed(runc, outcome)
         }
     }
 }

@@ -188,6 +188,7 @@ pub fn append(log: &AuditLogConfig, record: &mut Record, durable: bool) -> Resul
     let lock = open_private(&lock_path(path), false).map_err(io)?;
     // flock(LOCK_EX) for the whole append and any rotation; released on close.
     lock.lock().map_err(io)?;
+    crate::faults::crash_point("audit.locked");
     let mut file = open_private(path, true).map_err(io)?;
     let tail = read_tail(&mut file).map_err(io)?;
     let torn = tail.torn.is_some();
@@ -209,6 +210,12 @@ pub fn append(log: &AuditLogConfig, record: &mut Record, durable: bool) -> Resul
             line.remove(0);
         }
     }
+    if crate::faults::crash_requested("audit.partial-line") {
+        // What a power cut in the middle of the write leaves: a torn line.
+        let _ = file.write_all(&line[..line.len() / 2]);
+        let _ = file.sync_data();
+        crate::faults::die();
+    }
     file.write_all(&line).map_err(io)?;
     if durable {
         file.sync_data().map_err(io)?;
@@ -217,6 +224,7 @@ pub fn append(log: &AuditLogConfig, record: &mut Record, durable: bool) -> Resul
             sync_dir(path).map_err(io)?;
         }
     }
+    crate::faults::crash_point("audit.written");
     Ok(())
 }
 

@@ -182,6 +182,7 @@ pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
         Err(e) => return deny_unevaluated(config, record, started, e.to_string()),
     };
     tracing::debug!(decision = ?eval.decision, policies = eval.policies.len(), "evaluated");
+    crate::faults::crash_point("create.evaluated");
     fill_record(&mut record, &eval);
     record.duration_us = elapsed_us(started);
     let warning = match record_durably(config, &mut record) {

@@ -98,7 +98,9 @@ impl SpecFile {
         let bytes = serde_json::to_vec(value).map_err(|e| werr(std::io::Error::other(e)))?;
         let dir = self.path.parent().unwrap_or(Path::new("."));
         let name = self.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-        let tmp = dir.join(format!(".{name}.hardrun-{}.tmp", std::process::id()));
+        let tmp_prefix = format!(".{name}.hardrun-");
+        remove_stale_temps(dir, &tmp_prefix);
+        let tmp = dir.join(format!("{tmp_prefix}{}.tmp", std::process::id()));
         let result = (|| {
             let mut f = std::fs::OpenOptions::new()
                 .write(true)
@@ -111,13 +113,29 @@ impl SpecFile {
             std::os::unix::fs::fchown(&f, Some(self.uid), Some(self.gid))?;
             f.write_all(&bytes)?;
             f.sync_all()?;
+            crate::faults::crash_point("spec.temp-written");
             std::fs::rename(&tmp, &self.path)?;
+            crate::faults::crash_point("spec.renamed");
             std::fs::File::open(dir)?.sync_all()
         })();
         if result.is_err() {
             let _ = std::fs::remove_file(&tmp);
         }
         result.map_err(werr)
+    }
+}
+
+/// Removes temp files an earlier hardrun left when it was killed between writing and
+/// renaming. containerd runs one create per bundle at a time, so any such file is
+/// stale, even one with our own pid (a reused pid would make `create_new` fail).
+fn remove_stale_temps(dir: &Path, prefix: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(prefix) && name.ends_with(".tmp") {
+            let _ = std::fs::remove_file(entry.path());
+        }
     }
 }
 
