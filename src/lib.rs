@@ -19,6 +19,7 @@ pub mod hooks;
 pub mod pipeline;
 pub mod policy;
 pub mod runtime;
+pub mod sandbox;
 pub mod spec;
 pub mod timefmt;
 pub mod yaml;
