@@ -209,6 +209,11 @@ fn arb_settings() -> impl Strategy<Value = Settings> {
                 } else {
                     Default::default()
                 },
+                user_namespace: crate::policy::UserNamespaceSettings {
+                    mode: if privileged { crate::policy::UsernsMode::Pod } else { Default::default() },
+                    rootfs: nnp.then_some(crate::policy::RootfsStrategy::Chown),
+                    on_host_namespace: enforce.then_some(crate::policy::OnHostNamespace::Skip),
+                },
             }
         },
     )
