@@ -129,7 +129,8 @@ mod tests {
         assert_eq!(m.rootfs(), RootfsStrategy::ReadOnly);
         assert_eq!(m.on_host_namespace(), OnHostNamespace::Skip);
         assert_eq!(UserNamespaceSettings::default().on_host_namespace(), OnHostNamespace::Deny);
-        let y: UserNamespaceSettings = serde_yaml::from_str("{mode: pod, rootfs: read-only, onHostNamespace: skip}").unwrap();
+        let y: UserNamespaceSettings =
+            serde_yaml::from_str("{mode: pod, rootfs: read-only, onHostNamespace: skip}").unwrap();
         assert_eq!(y.rootfs, Some(RootfsStrategy::ReadOnly));
         assert!(serde_yaml::from_str::<UserNamespaceSettings>("{mode: pods}").is_err());
         assert!(serde_yaml::from_str::<UserNamespaceSettings>("{mode: pod, rootFS: chown}").is_err());

@@ -12,7 +12,7 @@ mod store;
 mod table;
 
 pub use range::{HostRange, RangeConfig, DEFAULT_IDS_PER_POD, DEFAULT_RANGE_SIZE, DEFAULT_RANGE_START};
-pub use store::{AllocRequest, Allocated, Store, StoreError};
+pub use store::{process_start_time, AllocRequest, Allocated, HostLiveness, Store, StoreError};
 pub use table::{Allocation, Table, TableError};
 
 /// runc's state directory when `--root` is not given.

@@ -46,8 +46,7 @@ pub fn check_traversable(rootfs: &Path, host_uid: u32) -> Result<(), RootfsError
     let mut path = PathBuf::from("/");
     for part in rootfs.components().skip(1) {
         path.push(part);
-        let meta =
-            std::fs::metadata(&path).map_err(|source| RootfsError::Io { path: path.clone(), source })?;
+        let meta = std::fs::metadata(&path).map_err(|source| RootfsError::Io { path: path.clone(), source })?;
         let mode = meta.mode() & 0o7777;
         if meta.is_dir() && mode & 0o001 == 0 && meta.uid() != host_uid {
             return Err(RootfsError::NotTraversable { path, mode, uid: host_uid });
@@ -89,9 +88,7 @@ fn record_shift(rootfs_fd: &OwnedFd, start: u32, size: u32) -> std::io::Result<(
     let name = cstr(SHIFT_XATTR.as_bytes());
     let value = format!("{start}:{size}");
     // SAFETY: name and value outlive the call.
-    let r = unsafe {
-        libc::fsetxattr(rootfs_fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0)
-    };
+    let r = unsafe { libc::fsetxattr(rootfs_fd.as_raw_fd(), name.as_ptr(), value.as_ptr().cast(), value.len(), 0) };
     if r != 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -186,7 +183,8 @@ impl Walk {
         if st.st_nlink > 1 && kind != libc::S_IFDIR && !self.seen.insert(st.st_ino) {
             return Ok(());
         }
-        let (uid, gid) = (shift(st.st_uid, self.from, self.to, self.size), shift(st.st_gid, self.from, self.to, self.size));
+        let (uid, gid) =
+            (shift(st.st_uid, self.from, self.to, self.size), shift(st.st_gid, self.from, self.to, self.size));
         if (uid, gid) == (st.st_uid, st.st_gid) {
             return Ok(());
         }

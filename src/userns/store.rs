@@ -255,6 +255,19 @@ impl Store {
         Ok(Allocated { allocation, reused: false, reclaimed, dropped })
     }
 
+    /// Removes `owner`'s allocation at once: its create was refused after the block
+    /// was taken, so no container ever used it.
+    pub fn forget(&self, owner: &str) -> Result<(), StoreError> {
+        let _lock = self.lock()?;
+        let mut table = self.read()?;
+        let before = table.allocations.len();
+        table.allocations.retain(|a| a.owner != owner);
+        if table.allocations.len() != before {
+            self.write(&table)?;
+        }
+        Ok(())
+    }
+
     /// Marks `owner`'s block released (its `runc delete` is under way); the block is
     /// free once runc has removed the container. Cheap when `owner` holds nothing:
     /// one unlocked read (none when no table exists), no lock.
