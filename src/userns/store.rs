@@ -289,11 +289,11 @@ impl Store {
 }
 
 /// Whether an allocation is still in use on this host: its owner is in runc's
-/// state, its create is still running, or some process still runs as one of its
-/// host IDs (a pod's app container outliving a sandbox deleted first).
+/// state, its create is still running, or some live process still runs as one of
+/// its host IDs (a pod's app container outliving a sandbox deleted first).
 #[derive(Debug, Default)]
 pub struct HostLiveness {
-    process_uids: std::cell::OnceCell<Vec<u32>>,
+    processes: std::cell::OnceCell<Vec<(u32, u32)>>,
 }
 
 impl HostLiveness {
@@ -304,17 +304,27 @@ impl HostLiveness {
         if a.pid != 0 && process_start_time(a.pid).is_some_and(|t| t == a.pid_start) {
             return true;
         }
-        self.process_uids.get_or_init(process_uids).iter().any(|&u| a.contains(u as u64))
+        self.processes.get_or_init(processes).iter().any(|&(pid, uid)| a.contains(uid as u64) && !is_zombie(pid))
     }
 }
 
-/// The owner of every /proc/<pid>: the process's effective uid.
-fn process_uids() -> Vec<u32> {
+/// (pid, owner) of every /proc/<pid>: the owner is the process's effective uid.
+fn processes() -> Vec<(u32, u32)> {
     let Ok(dir) = std::fs::read_dir("/proc") else { return Vec::new() };
     dir.filter_map(Result::ok)
-        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
-        .filter_map(|e| e.metadata().ok().map(|m| m.uid()))
+        .filter_map(|e| {
+            let pid: u32 = e.file_name().to_str()?.parse().ok()?;
+            Some((pid, e.metadata().ok()?.uid()))
+        })
         .collect()
+}
+
+/// A zombie holds no namespace and no files, only its exit status; a parent that
+/// is slow to reap (or a pid 1 that never does) must not pin a block.
+fn is_zombie(pid: u32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return true };
+    let state = stat.rfind(')').and_then(|i| stat[i + 1..].split_whitespace().next());
+    matches!(state, Some("Z" | "X") | None)
 }
 
 /// Field 22 of /proc/<pid>/stat: when the process started, in clock ticks since boot.
