@@ -319,7 +319,6 @@ fn idmap_strategy_is_refused_naming_the_runc_version() {
     if !common::prerequisites_met() {
         return;
     }
-    const START: u32 = start_of(7);
     let env = env(7, 2, "idmap", "");
     let id = env.id("idmap");
     let msg = denied(&env, &sandbox_bundle(&id), &id);
@@ -333,13 +332,13 @@ fn hostile_state_fails_closed_with_a_clear_error() {
     if !common::prerequisites_met() {
         return;
     }
-    const START: u32 = start_of(8);
     let env = env(8, 2, "read-only", "");
     let dir = env.state_dir.join("userns");
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     let table = dir.join("allocations.json");
-    let cases: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Make<'a> = Box<dyn Fn() + 'a>;
+    let cases: Vec<(&str, Make)> = vec![
         ("not a valid allocation table", Box::new(|| std::fs::write(&table, b"\x00garbage").unwrap())),
         (
             "not a valid allocation table",
@@ -379,7 +378,6 @@ fn host_namespaces_deny_or_skip_and_existing_user_namespaces_are_left_alone() {
     if !common::prerequisites_met() {
         return;
     }
-    const START: u32 = start_of(9);
     let host_net = |b: &Bundle| {
         b.edit(|s| {
             let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
@@ -438,7 +436,6 @@ fn an_app_container_whose_sandbox_has_no_block_is_denied() {
     if !common::prerequisites_met() {
         return;
     }
-    const START: u32 = start_of(11);
     let env = env(11, 2, "read-only", "");
     let b = app_bundle("no-such-sandbox", std::process::id(), &["true"]);
     let id = env.id("orphan");
@@ -451,7 +448,6 @@ fn the_bundle_must_be_reachable_by_the_mapped_root() {
     if !common::prerequisites_met() {
         return;
     }
-    const START: u32 = start_of(12);
     let env = env(12, 2, "read-only", "");
     let b = bundle(&["true"]);
     std::fs::set_permissions(b.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
