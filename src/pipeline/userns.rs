@@ -239,14 +239,11 @@ fn reclaim_record(a: &Allocation) -> Record {
     r
 }
 
-/// `runc delete <id>`: marks the block `id` owns released. Never fails the delete.
-pub(crate) fn release_on_delete(config: &NodeConfig, id: &str) -> Option<UsernsEvent> {
+/// `runc delete <id>`: marks the block `id` owns released. Never fails the delete:
+/// a table that cannot be read or written is reported for the delete's record.
+pub(crate) fn release_on_delete(config: &NodeConfig, id: &str) -> Result<Option<UsernsEvent>, String> {
     match Store::new(&config.state_dir).release(id) {
-        Ok(Some(a)) => Some(UsernsEvent::of(UsernsAction::Release, &a)),
-        Ok(None) => None,
-        Err(e) => {
-            tracing::warn!(error = %e, "user namespace release");
-            None
-        }
+        Ok(released) => Ok(released.map(|a| UsernsEvent::of(UsernsAction::Release, &a))),
+        Err(e) => Err(format!("user namespace block not released: {e}")),
     }
 }
