@@ -71,11 +71,8 @@ fn bench_allocate(c: &mut Criterion, name: &str, base: &Path) {
 
 fn bench_spec_edit(c: &mut Criterion) {
     let spec: Value = serde_json::from_str(CRI_CONFIG).unwrap();
-    let settings = UserNamespaceSettings {
-        mode: UsernsMode::Pod,
-        rootfs: Some(RootfsStrategy::ReadOnly),
-        on_host_namespace: None,
-    };
+    let settings =
+        UserNamespaceSettings { mode: UsernsMode::Pod, rootfs: Some(RootfsStrategy::ReadOnly), ..Default::default() };
     let ctx = ContainerContext {
         container_id: Some("sb".into()),
         container_type: Some(ContainerType::Sandbox),

@@ -165,7 +165,9 @@ fn pod_containers_share_one_mapping_and_root_is_unprivileged_on_the_host() {
     assert_eq!(joined["userns"]["owner"], sb.as_str());
     assert_eq!(joined["userns"]["sandboxPid"], sb_pid);
     assert_eq!(env.audit_record(&sb)["userns"]["action"], "allocate");
-    assert!(joined["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "userns.joined"), "{joined}");
+    let rules: Vec<&str> = joined["findings"].as_array().unwrap().iter().filter_map(|f| f["rule"].as_str()).collect();
+    assert!(rules.contains(&"userns.joined"), "{joined}");
+    assert!(!rules.contains(&"userns.sysfs"), "the pod's user namespace owns its network namespace: {rules:?}");
 }
 
 #[test]
@@ -363,11 +365,13 @@ fn hostile_state_fails_closed_with_a_clear_error() {
         let msg = denied(&env, &sandbox_bundle(&id), &id);
         assert!(msg.contains("[userns.unavailable]") && msg.contains(want), "{want}: {msg}");
     }
-    // A delete never fails on a bad table: runc runs, and the record says why
-    // nothing was released.
-    let out = env.hardrun().args(["delete", "nonexistent-container"]).output();
+    // A delete of an owner never fails on a bad table: runc runs, and the record
+    // says why nothing was released.
+    std::fs::create_dir_all(dir.join("owners")).unwrap();
+    std::fs::write(dir.join("owners/gone-owner"), b"").unwrap();
+    let out = env.hardrun().args(["delete", "gone-owner"]).output();
     assert!(out.stderr.contains("container does not exist"), "runc ran: {out:?}");
-    let rec = env.audit_records_of("nonexistent-container").pop().unwrap();
+    let rec = env.audit_records_of("gone-owner").pop().unwrap();
     assert!(rec["reason"].as_str().unwrap().contains("not released"), "{rec}");
     std::fs::remove_file(&table).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -460,4 +464,130 @@ fn the_bundle_must_be_reachable_by_the_mapped_root() {
     assert!(
         !Path::new(&env.state_dir.join("userns/allocations.json")).exists() || table(&env)["allocations"] == json!([])
     );
+}
+
+/// A network namespace made on the host before the pod, as CNI does for containerd
+/// 1.6 (`/var/run/netns/cni-…`), bind-mounted on a file; unmounted on drop.
+struct HostNetns(PathBuf);
+
+impl HostNetns {
+    fn new(env: &Env) -> Self {
+        let path = env.file("netns");
+        std::fs::write(&path, b"").unwrap();
+        let out = std::process::Command::new("unshare").arg(format!("--net={}", path.display())).arg("true").output();
+        assert!(out.as_ref().is_ok_and(|o| o.status.success()), "unshare --net: {out:?}");
+        HostNetns(path)
+    }
+}
+
+impl Drop for HostNetns {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_pod_in_a_host_made_network_namespace_keeps_its_mapping_with_sysfs_as_a_read_only_bind() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    const START: u32 = start_of(13);
+    let env = env(13, 2, "read-only", "");
+    let netns = HostNetns::new(&env);
+    let net = json!({"type": "network", "path": netns.0});
+    let sb = env.id("sb");
+    let sandbox = sandbox_bundle(&sb);
+    sandbox.edit(|s| {
+        let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(net.clone());
+    });
+    let sb_pid = start(&env, &sandbox, &sb);
+    assert_eq!(proc_uid_map(sb_pid), block_line(START));
+    let sysfs =
+        |id: &str| env.audit_record(id)["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "userns.sysfs");
+    assert!(sysfs(&sb), "the sandbox's sysfs became a bind");
+
+    let app = app_bundle(&sb, sb_pid, &["sh", "-c", "cat /proc/self/uid_map; grep ' /sys ' /proc/self/mountinfo"]);
+    app.edit(|s| {
+        let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(net.clone());
+    });
+    let id = env.id("app");
+    let out = run_ok(&env, &app, &id);
+    let mut lines = out.lines();
+    assert_eq!(uid_map_of(lines.next().unwrap()), block_line(START), "the pod's mapping");
+    let sys = lines.next().unwrap();
+    assert!(sys.split_whitespace().nth(5).unwrap().starts_with("ro,"), "/sys is read-only: {sys}");
+    assert!(sysfs(&id));
+    let rec = env.audit_record(&id);
+    assert_eq!(rec["userns"]["action"], "join");
+    let joined = rec["findings"].as_array().unwrap().iter().find(|f| f["rule"] == "userns.joined").unwrap().clone();
+    assert!(joined["message"].as_str().unwrap().contains("of its own"), "{joined}");
+
+    // A long-running one: same host IDs as the sandbox, from outside.
+    let app2 = app_bundle(&sb, sb_pid, &["sleep", "60"]);
+    app2.edit(|s| {
+        let ns = s["linux"]["namespaces"].as_array_mut().unwrap();
+        ns.retain(|n| n["type"] != "network");
+        ns.push(net.clone());
+    });
+    let pid = start(&env, &app2, &env.id("app2"));
+    assert_eq!(host_uid(pid), START);
+    assert_eq!(proc_uid_map(pid), proc_uid_map(sb_pid));
+}
+
+#[test]
+fn empty_dirs_chown_shifts_the_pods_own_empty_dirs_only() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    const START: u32 = start_of(14);
+    let pod_uid = "0f6e7d8c-1234-4abc-9def-000000000014";
+    let run_pod = |empty_dirs: &str| {
+        let env = env(14, 2, "read-only", &format!("    emptyDirs: {empty_dirs}\n"));
+        let kubelet = env.dir().join("kubelet");
+        let config = std::fs::read_to_string(&env.config_path).unwrap();
+        env.write_config(&format!("{config}  kubeletDir: {}\n", kubelet.display()));
+        let volumes = kubelet.join("pods").join(pod_uid).join("volumes");
+        let cache = volumes.join("kubernetes.io~empty-dir/cache");
+        let other = volumes.join("kubernetes.io~secret/token");
+        for d in [&cache, &other] {
+            std::fs::create_dir_all(d).unwrap();
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+            std::fs::write(d.join("seed"), b"x").unwrap();
+        }
+        for d in [env.dir().to_owned(), kubelet.clone()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711)).unwrap();
+        }
+        let sb = env.id("sb");
+        let sandbox = sandbox_bundle(&sb);
+        sandbox.set_annotations(&[("io.kubernetes.cri.sandbox-uid", pod_uid)]);
+        let pid = start(&env, &sandbox, &sb);
+        let app = app_bundle(&sb, pid, &["sh", "-c", "echo y > /cache/new && echo written"]);
+        for dir in ["cache", "token"] {
+            std::fs::create_dir_all(app.path().join("rootfs").join(dir)).unwrap();
+        }
+        app.set_annotations(&[("io.kubernetes.cri.sandbox-uid", pod_uid)]);
+        app.edit(|s| {
+            let mounts = s["mounts"].as_array_mut().unwrap();
+            for (dst, src) in [("/cache", &cache), ("/token", &other)] {
+                mounts.push(json!({"destination": dst, "type": "bind", "source": src, "options": ["rbind", "rw"]}));
+            }
+        });
+        let id = env.id("app");
+        let (out, _) = run(&env, &app, &id);
+        let uid = |p: &Path| std::fs::symlink_metadata(p).unwrap().uid();
+        (env, out, uid(&cache), uid(&cache.join("seed")), uid(&other), id)
+    };
+    let (_env, out, dir, seed, other, _) = run_pod("leave");
+    assert_ne!(out.code, 0, "an emptyDir owned by host root is not writable: {out:?}");
+    assert_eq!((dir, seed, other), (0, 0, 0));
+    let (env, out, dir, seed, other, id) = run_pod("chown");
+    assert_eq!(out.stdout, "written\n", "{out:?}");
+    assert_eq!((dir, seed), (START, START), "the pod's emptyDir is shifted");
+    assert_eq!(other, 0, "a secret volume is not an emptyDir: left alone");
+    let rec = env.audit_record(&id);
+    assert!(rec["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "userns.empty-dir"), "{rec}");
 }

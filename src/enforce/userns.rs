@@ -21,6 +21,13 @@ pub const RULE_EXISTING: &str = "userns.existing";
 pub const RULE_UNAVAILABLE: &str = "userns.unavailable";
 /// What the rootfs strategy did.
 pub const RULE_ROOTFS: &str = "userns.rootfs";
+/// A pod's emptyDir shifted into its block (`emptyDirs: chown`).
+pub const RULE_EMPTY_DIR: &str = "userns.empty-dir";
+/// mqueue mounts removed: the container's user namespace does not own the pod's ipc
+/// namespace.
+pub const RULE_MQUEUE: &str = "userns.mqueue";
+/// sysfs replaced by a recursive read-only bind of the host's /sys.
+pub const RULE_SYSFS: &str = "userns.sysfs";
 
 /// What the pipeline must do (with I/O) for this container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,6 +147,90 @@ pub fn join_namespace(spec: &Value, path: &str, sandbox_id: &str, host_start: u3
     )
 }
 
+/// The network namespace the spec joins by path, if any.
+pub fn network_path(spec: &Value) -> Option<&str> {
+    namespaces(spec)
+        .iter()
+        .find(|n| n.get("type").and_then(Value::as_str) == Some("network"))
+        .and_then(|n| n.get("path"))
+        .and_then(Value::as_str)
+}
+
+/// The kernel lets a user namespace mount sysfs only when it owns the network
+/// namespace. A pod's network namespace made by CNI before the sandbox belongs to the
+/// host's, so each sysfs mount becomes what `runc spec --rootless` uses: a bind of
+/// the host's /sys, read-only all the way down (`rro`).
+pub fn sysfs_as_bind(spec: &Value, netns: &str) -> Option<Finding> {
+    let mounts = spec.get("mounts").and_then(Value::as_array)?;
+    let mut patch = Patch::default();
+    for (i, m) in mounts.iter().enumerate() {
+        if m.get("type").and_then(Value::as_str) != Some("sysfs") {
+            continue;
+        }
+        let mut bind = m.clone();
+        bind["type"] = json!("none");
+        bind["source"] = json!("/sys");
+        bind["options"] = json!(["rbind", "nosuid", "noexec", "nodev", "ro", "rro"]);
+        patch.push(PatchOp::replace(format!("/mounts/{i}"), bind));
+    }
+    (!patch.is_empty()).then(|| {
+        Finding::mutate(
+            RULE_SYSFS,
+            format!(
+                "network namespace {netns} is not owned by the pod's user namespace, which therefore cannot \
+                 mount sysfs: /sys is a recursive read-only bind of the host's"
+            ),
+            patch,
+        )
+    })
+}
+
+/// The pod's mapping in a user namespace of the container's own: for an app container
+/// whose network namespace (made by CNI, owned by the host's user namespace) it could
+/// not join from inside the pod's. runc joins namespaces by path before creating a
+/// new user namespace, and joins a user namespace by path before all others.
+pub fn pod_mapping_namespace(spec: &Value, sandbox_id: &str, netns: &str, host_start: u32, size: u32) -> Finding {
+    let patch = namespace_patch(spec, json!({"type": "user"}), host_start, size);
+    Finding::mutate(
+        RULE_JOINED,
+        format!(
+            "pod sandbox {sandbox_id}'s mapping (host IDs {host_start}+{size}) in a user namespace of its own: \
+             network namespace {netns} belongs to the host's user namespace, which no container inside the \
+             pod's could join"
+        ),
+        patch,
+    )
+}
+
+/// A container in a user namespace of its own that joins the pod's ipc namespace
+/// (owned by the sandbox's user namespace) may not mount mqueue there. POSIX message
+/// queues are system calls and keep working; only their listing under /dev/mqueue
+/// is lost.
+pub fn mqueue_removed(spec: &Value) -> Option<Finding> {
+    let mounts = spec.get("mounts").and_then(Value::as_array)?;
+    let found: Vec<usize> = mounts
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| m.get("type").and_then(Value::as_str) == Some("mqueue"))
+        .map(|(i, _)| i)
+        .collect();
+    // Highest index first, so each removal leaves the others' indices valid.
+    let patch = Patch(found.iter().rev().map(|i| PatchOp::remove(format!("/mounts/{i}"))).collect());
+    (!patch.is_empty()).then(|| {
+        Finding::mutate(
+            RULE_MQUEUE,
+            "the pod's ipc namespace belongs to the sandbox's user namespace: /dev/mqueue is not mounted \
+             (message queues still work)",
+            patch,
+        )
+    })
+}
+
+/// Whether the spec joins an ipc namespace by path.
+pub fn joins_ipc(spec: &Value) -> bool {
+    namespaces(spec).iter().any(|n| n.get("type").and_then(Value::as_str) == Some("ipc") && n.get("path").is_some())
+}
+
 /// Processes the spec already joins by `/proc/<pid>/ns/...` path: where a pod's
 /// sandbox is found first.
 pub fn namespace_pids(spec: &Value) -> Vec<u32> {
@@ -157,7 +248,7 @@ mod tests {
     use crate::policy::RootfsStrategy;
 
     fn pod() -> UserNamespaceSettings {
-        UserNamespaceSettings { mode: UsernsMode::Pod, rootfs: Some(RootfsStrategy::ReadOnly), on_host_namespace: None }
+        UserNamespaceSettings { mode: UsernsMode::Pod, rootfs: Some(RootfsStrategy::ReadOnly), ..Default::default() }
     }
 
     fn ctx(kind: ContainerType, id: &str, sandbox: Option<&str>) -> ContainerContext {
@@ -208,6 +299,33 @@ mod tests {
         assert!(plan(&pod(), &host_pid, &c).0[0].message.contains("pid"));
         assert!(!will_get_namespace(&pod(), &host_pid));
         assert!(will_get_namespace(&pod(), &spec(json!([{"type": "pid"}, {"type": "network"}]))));
+    }
+
+    #[test]
+    fn sysfs_becomes_a_read_only_bind() {
+        let mut s = json!({"mounts": [
+            {"destination": "/proc", "type": "proc", "source": "proc"},
+            {"destination": "/sys", "type": "sysfs", "source": "sysfs", "options": ["nosuid", "ro"]},
+        ]});
+        let f = sysfs_as_bind(&s, "/var/run/netns/cni-1").unwrap();
+        f.patch.apply(&mut s).unwrap();
+        assert_eq!(s["mounts"][1]["type"], "none");
+        assert_eq!(s["mounts"][1]["source"], "/sys");
+        assert!(s["mounts"][1]["options"].as_array().unwrap().contains(&json!("rro")));
+        assert_eq!(s["mounts"][0]["type"], "proc");
+        assert!(sysfs_as_bind(&s, "x").is_none(), "no sysfs left");
+    }
+
+    #[test]
+    fn mqueue_mounts_are_removed_highest_first() {
+        let mut s = json!({"mounts": [
+            {"destination": "/dev/mqueue", "type": "mqueue"},
+            {"destination": "/proc", "type": "proc"},
+            {"destination": "/x", "type": "mqueue"},
+        ]});
+        mqueue_removed(&s).unwrap().patch.apply(&mut s).unwrap();
+        assert_eq!(s["mounts"], json!([{"destination": "/proc", "type": "proc"}]));
+        assert!(mqueue_removed(&s).is_none());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::audit::{Decision, Record, UsernsAction, UsernsEvent};
 use crate::config::NodeConfig;
 use crate::enforce::userns::{self as rules, Intent};
 use crate::enforce::Finding;
-use crate::policy::{Mode, RootfsStrategy};
+use crate::policy::{EmptyDirStrategy, Mode, RootfsStrategy};
 use crate::userns::rootfs::{self, IdmapSupport};
 use crate::userns::{AllocRequest, Allocation, Store, RUNC_DEFAULT_ROOT};
 
@@ -64,7 +64,15 @@ pub(crate) fn prepare(
         return prepared;
     }
     let settings = eval.settings.user_namespace.clone();
-    let cx = Cx { config, req, bundle, spec: &eval.result, strategy: settings.rootfs() };
+    let cx = Cx {
+        config,
+        req,
+        bundle,
+        spec: &eval.result,
+        strategy: settings.rootfs(),
+        empty_dirs: settings.empty_dirs(),
+        pod_uid: eval.context.pod_uid.clone(),
+    };
     let found = match &intent {
         Intent::NewBlock { owner } => cx.new_block(owner, &mut prepared),
         Intent::JoinPod { sandbox_id } => cx.join(sandbox_id, &mut prepared),
@@ -102,6 +110,8 @@ struct Cx<'a> {
     /// The spec with every other control's changes: the user namespace goes on top.
     spec: &'a Value,
     strategy: RootfsStrategy,
+    empty_dirs: EmptyDirStrategy,
+    pod_uid: Option<String>,
 }
 
 impl Cx<'_> {
@@ -157,6 +167,49 @@ impl Cx<'_> {
         Ok(Some(Finding::info(rules::RULE_ROOTFS, message)))
     }
 
+    /// The pod's emptyDirs this container binds: sources directly under
+    /// `<kubeletDir>/pods/<this pod's uid>/volumes/kubernetes.io~empty-dir/`.
+    fn empty_dir_sources(&self) -> Vec<PathBuf> {
+        let Some(uid) = self.pod_uid.as_deref().filter(|u| crate::userns::valid_container_id(u)) else {
+            return Vec::new();
+        };
+        let base =
+            self.config.user_namespaces.kubelet_dir.join("pods").join(uid).join("volumes/kubernetes.io~empty-dir");
+        let mounts = self.spec.get("mounts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let mut out: Vec<PathBuf> = mounts
+            .iter()
+            .filter_map(|m| m.get("source")?.as_str())
+            .map(Path::new)
+            .filter(|src| {
+                src.parent() == Some(base.as_path())
+                    && src.file_name().and_then(|n| n.to_str()).is_some_and(crate::userns::valid_container_id)
+            })
+            .map(Path::to_path_buf)
+            .collect();
+        out.dedup();
+        out
+    }
+
+    /// `emptyDirs: chown`: each of the pod's emptyDirs shifted into the block, once
+    /// (recorded like a rootfs).
+    fn chown_empty_dirs(&self, host_start: u32, size: u32) -> Result<Vec<Finding>, String> {
+        if self.empty_dirs != EmptyDirStrategy::Chown {
+            return Ok(Vec::new());
+        }
+        self.empty_dir_sources()
+            .into_iter()
+            .map(|dir| {
+                let report = rootfs::chown_rootfs(&dir, host_start, size).map_err(|e| e.to_string())?;
+                let what = if report.already {
+                    "already shifted (recorded)".to_owned()
+                } else {
+                    format!("{} of {} entries shifted", report.changed, report.entries)
+                };
+                Ok(Finding::info(rules::RULE_EMPTY_DIR, format!("emptyDir {}: {what}", dir.display())))
+            })
+            .collect()
+    }
+
     fn new_block(&self, owner: &str, prepared: &mut Prepared) -> Result<Vec<Finding>, String> {
         self.check_idmap()?;
         let range = &self.config.user_namespaces;
@@ -175,6 +228,8 @@ impl Cx<'_> {
         let a = &got.allocation;
         prepared.event = Some(UsernsEvent::of(UsernsAction::Allocate, a));
         let mut out = vec![rules::new_namespace(self.spec, a.host_start, a.size)];
+        // A namespace joined by path predates the new user namespace: never its own.
+        out.extend(rules::network_path(self.spec).and_then(|netns| rules::sysfs_as_bind(self.spec, netns)));
         out.extend(self.apply_strategy(a.host_start, a.size)?);
         Ok(out)
     }
@@ -200,8 +255,19 @@ impl Cx<'_> {
         let mut event = UsernsEvent::of(UsernsAction::Join, &a);
         event.sandbox_pid = Some(pid);
         prepared.event = Some(event);
-        let mut out = vec![rules::join_namespace(self.spec, &path, sandbox_id, a.host_start, a.size)];
+        let mut out = match rules::network_path(self.spec).filter(|n| !owned_by(n, &path)) {
+            None => vec![rules::join_namespace(self.spec, &path, sandbox_id, a.host_start, a.size)],
+            Some(netns) => {
+                let mut v = vec![rules::pod_mapping_namespace(self.spec, sandbox_id, netns, a.host_start, a.size)];
+                v.extend(rules::sysfs_as_bind(self.spec, netns));
+                if rules::joins_ipc(self.spec) {
+                    v.extend(rules::mqueue_removed(self.spec));
+                }
+                v
+            }
+        };
         out.extend(self.apply_strategy(a.host_start, a.size)?);
+        out.extend(self.chown_empty_dirs(a.host_start, a.size)?);
         Ok(out)
     }
 
@@ -218,6 +284,26 @@ impl Cx<'_> {
                 lines == [expected.clone()]
             })
         })
+    }
+}
+
+/// Whether the namespace at `ns_path` is owned by the user namespace at
+/// `userns_path` (`NS_GET_USERNS`); `false` when either cannot be read.
+fn owned_by(ns_path: &str, userns_path: &str) -> bool {
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+    use std::os::unix::fs::MetadataExt;
+    const NS_GET_USERNS: libc::c_ulong = 0xb701;
+    let Ok(ns) = std::fs::File::open(ns_path) else { return false };
+    // SAFETY: ioctl on a descriptor we own; on success it returns a new descriptor.
+    let fd = unsafe { libc::ioctl(ns.as_raw_fd(), NS_GET_USERNS) };
+    if fd < 0 {
+        return false;
+    }
+    // SAFETY: the ioctl returned a fresh descriptor that nothing else owns.
+    let owner = std::fs::File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+    match (owner.metadata(), std::fs::metadata(userns_path)) {
+        (Ok(a), Ok(b)) => (a.dev(), a.ino()) == (b.dev(), b.ino()),
+        _ => false,
     }
 }
 

@@ -17,7 +17,7 @@ pub use load::{Exemption, LoadError, Origin, Policy, PolicySet};
 pub use merge::{AllowList, DenyList, Mode, Require, Strictness};
 pub use model::{PolicyDoc, PolicySpec, Selector, Settings};
 pub use settings::*;
-pub use userns::{OnHostNamespace, RootfsStrategy, UserNamespaceSettings, UsernsMode};
+pub use userns::{EmptyDirStrategy, OnHostNamespace, RootfsStrategy, UserNamespaceSettings, UsernsMode};
 
 use crate::context::{ContainerContext, ContainerType};
 

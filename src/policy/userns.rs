@@ -45,6 +45,17 @@ pub enum OnHostNamespace {
     Deny,
 }
 
+/// What happens to a pod's `emptyDir` volumes (bind mounts from the kubelet's
+/// directory for this pod). Ordered from least to most strict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum EmptyDirStrategy {
+    /// Shift their ownership into the pod's range, like `rootfs: chown`.
+    Chown,
+    /// Leave them as the kubelet made them.
+    Leave,
+}
+
 /// `userNamespace:` in a policy. Absent fields are the merge identity: `rootfs`
 /// means `read-only` and `onHostNamespace` means `deny` when no policy says.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -56,6 +67,8 @@ pub struct UserNamespaceSettings {
     pub rootfs: Option<RootfsStrategy>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_host_namespace: Option<OnHostNamespace>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub empty_dirs: Option<EmptyDirStrategy>,
 }
 
 impl UserNamespaceSettings {
@@ -64,6 +77,9 @@ impl UserNamespaceSettings {
     }
     pub fn on_host_namespace(&self) -> OnHostNamespace {
         self.on_host_namespace.unwrap_or(OnHostNamespace::Deny)
+    }
+    pub fn empty_dirs(&self) -> EmptyDirStrategy {
+        self.empty_dirs.unwrap_or(EmptyDirStrategy::Leave)
     }
 }
 
@@ -81,9 +97,9 @@ macro_rules! max_order {
 }
 
 // `Option`'s order puts `None` (not said) below every value, which is the identity.
-max_order!(UsernsMode, Option<RootfsStrategy>, Option<OnHostNamespace>);
+max_order!(UsernsMode, Option<RootfsStrategy>, Option<OnHostNamespace>, Option<EmptyDirStrategy>);
 
-strictness_by_fields!(UserNamespaceSettings { mode, rootfs, on_host_namespace });
+strictness_by_fields!(UserNamespaceSettings { mode, rootfs, on_host_namespace, empty_dirs });
 
 #[cfg(test)]
 mod tests {
@@ -99,10 +115,12 @@ mod tests {
             Just(Some(RootfsStrategy::ReadOnly))
         ];
         let host = prop_oneof![Just(None), Just(Some(OnHostNamespace::Skip)), Just(Some(OnHostNamespace::Deny))];
-        (mode, rootfs, host).prop_map(|(mode, rootfs, on_host_namespace)| UserNamespaceSettings {
+        let dirs = prop_oneof![Just(None), Just(Some(EmptyDirStrategy::Chown)), Just(Some(EmptyDirStrategy::Leave))];
+        (mode, rootfs, host, dirs).prop_map(|(mode, rootfs, on_host_namespace, empty_dirs)| UserNamespaceSettings {
             mode,
             rootfs,
             on_host_namespace,
+            empty_dirs,
         })
     }
 
@@ -122,12 +140,15 @@ mod tests {
             mode: UsernsMode::Pod,
             rootfs: Some(RootfsStrategy::Chown),
             on_host_namespace: Some(OnHostNamespace::Skip),
+            empty_dirs: Some(EmptyDirStrategy::Chown),
         };
         let off_ro = UserNamespaceSettings { rootfs: Some(RootfsStrategy::ReadOnly), ..Default::default() };
         let m = pod_chown.stricter(off_ro);
         assert_eq!(m.mode, UsernsMode::Pod);
         assert_eq!(m.rootfs(), RootfsStrategy::ReadOnly);
         assert_eq!(m.on_host_namespace(), OnHostNamespace::Skip);
+        assert_eq!(m.empty_dirs(), EmptyDirStrategy::Chown);
+        assert_eq!(UserNamespaceSettings::default().empty_dirs(), EmptyDirStrategy::Leave);
         assert_eq!(UserNamespaceSettings::default().on_host_namespace(), OnHostNamespace::Deny);
         let y: UserNamespaceSettings =
             serde_yaml::from_str("{mode: pod, rootfs: read-only, onHostNamespace: skip}").unwrap();

@@ -13,7 +13,7 @@ mod table;
 
 pub use range::{HostRange, RangeConfig, DEFAULT_IDS_PER_POD, DEFAULT_RANGE_SIZE, DEFAULT_RANGE_START};
 pub use store::{process_start_time, AllocRequest, Allocated, HostLiveness, Store, StoreError};
-pub use table::{Allocation, Table, TableError};
+pub use table::{valid_container_id, Allocation, Table, TableError};
 
 /// runc's state directory when `--root` is not given.
 pub const RUNC_DEFAULT_ROOT: &str = "/run/runc";

@@ -23,11 +23,14 @@ pub struct HostRange {
     pub size: u32,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "camelCase", default)]
 pub struct RangeConfig {
     pub host_range: HostRange,
     pub ids_per_pod: u32,
+    /// The kubelet's root directory: a pod's emptyDirs are
+    /// `<kubeletDir>/pods/<pod uid>/volumes/kubernetes.io~empty-dir/<name>`.
+    pub kubelet_dir: std::path::PathBuf,
 }
 
 impl Default for RangeConfig {
@@ -35,6 +38,7 @@ impl Default for RangeConfig {
         RangeConfig {
             host_range: HostRange { start: DEFAULT_RANGE_START, size: DEFAULT_RANGE_SIZE },
             ids_per_pod: DEFAULT_IDS_PER_POD,
+            kubelet_dir: std::path::PathBuf::from("/var/lib/kubelet"),
         }
     }
 }
@@ -42,6 +46,9 @@ impl Default for RangeConfig {
 impl RangeConfig {
     /// Why the range cannot be used, if it cannot.
     pub fn validate(&self) -> Result<(), String> {
+        if !self.kubelet_dir.is_absolute() {
+            return Err(format!("kubeletDir must be an absolute path, got {:?}", self.kubelet_dir));
+        }
         let (start, size, block) = (self.host_range.start as u64, self.host_range.size as u64, self.ids_per_pod as u64);
         if block == 0 || block % DEFAULT_IDS_PER_POD as u64 != 0 {
             return Err(format!("idsPerPod must be a positive multiple of 65536, got {block}"));
@@ -79,7 +86,11 @@ mod tests {
 
     #[test]
     fn edges() {
-        let r = |start, size, ids_per_pod| RangeConfig { host_range: HostRange { start, size }, ids_per_pod };
+        let r = |start, size, ids_per_pod| RangeConfig {
+            host_range: HostRange { start, size },
+            ids_per_pod,
+            ..RangeConfig::default()
+        };
         assert!(r(65536, 65536, 65536).validate().is_ok());
         assert!(r(65535, 65536, 65536).validate().is_err());
         assert!(r(u32::MAX - 65536, 65536, 65536).validate().is_ok(), "last id is u32::MAX - 1");

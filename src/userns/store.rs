@@ -17,6 +17,10 @@ use crate::fsutil::{self, ReadError};
 pub const TABLE_FILE: &str = "allocations.json";
 const LOCK_FILE: &str = "lock";
 const TEMP_FILE: &str = ".allocations.json.tmp";
+/// One empty file per owner that may hold a block: lets `delete` of every other
+/// container (all app containers) skip the table with one `stat`. A hint only: the
+/// table is the truth, and a missing hint delays a release to the next reclaim.
+const OWNERS_DIR: &str = "owners";
 /// 4096 pods × ~250 bytes; anything near this is not a table hardrun wrote.
 const MAX_TABLE_BYTES: u64 = 8 * 1024 * 1024;
 
@@ -230,6 +234,7 @@ impl Store {
         let Some(host_start) = table.first_free(range.blocks(), range.ids_per_pod) else {
             if !reclaimed.is_empty() || !dropped.is_empty() {
                 self.write(&table)?;
+                self.unmark_all(reclaimed.iter().chain(&dropped));
             }
             return Err(StoreError::Exhausted {
                 start: range.host_range.start,
@@ -250,8 +255,10 @@ impl Store {
             released: false,
         };
         table.allocations.push(allocation.clone());
+        self.mark(req.owner)?;
         crash_point("before-write");
         self.write(&table)?;
+        self.unmark_all(reclaimed.iter().chain(&dropped).filter(|a| a.owner != req.owner));
         Ok(Allocated { allocation, reused: false, reclaimed, dropped })
     }
 
@@ -265,15 +272,55 @@ impl Store {
         if table.allocations.len() != before {
             self.write(&table)?;
         }
+        self.unmark(owner);
         Ok(())
+    }
+
+    fn marker(&self, owner: &str) -> PathBuf {
+        self.dir.join(OWNERS_DIR).join(owner)
+    }
+
+    /// Written before the table names `owner`, so a crash leaves at worst a hint
+    /// without an entry.
+    fn mark(&self, owner: &str) -> Result<(), StoreError> {
+        let dir = self.dir.join(OWNERS_DIR);
+        match std::fs::DirBuilder::new().mode(0o700).create(&dir) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(self.io(&dir)(e)),
+        }
+        let path = self.marker(owner);
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&path)
+            .map(drop)
+            .map_err(|e| self.open_error(&path, e))
+    }
+
+    fn unmark(&self, owner: &str) {
+        let _ = std::fs::remove_file(self.marker(owner));
+    }
+
+    fn unmark_all<'a>(&self, gone: impl Iterator<Item = &'a Allocation>) {
+        for a in gone {
+            self.unmark(&a.owner);
+        }
     }
 
     /// Marks `owner`'s block released (its `runc delete` is under way); the block is
     /// free once runc has removed the container. Cheap when `owner` holds nothing:
-    /// one unlocked read (none when no table exists), no lock.
+    /// one `stat` of its hint file, no table read, no lock.
     pub fn release(&self, owner: &str) -> Result<Option<Allocation>, StoreError> {
+        if !valid_container_id(owner) || std::fs::symlink_metadata(self.marker(owner)).is_err() {
+            return Ok(None);
+        }
         let holds = |t: &Table| t.find(owner).is_some_and(|a| !a.released);
         if !holds(&self.read()?) {
+            self.unmark(owner);
             return Ok(None);
         }
         let _lock = self.lock()?;
@@ -284,6 +331,7 @@ impl Store {
         entry.released = true;
         let released = entry.clone();
         self.write(&table)?;
+        self.unmark(owner);
         Ok(Some(released))
     }
 }
@@ -354,7 +402,11 @@ mod tests {
     use crate::userns::HostRange;
 
     fn range(blocks: u32) -> RangeConfig {
-        RangeConfig { host_range: HostRange { start: 1 << 30, size: blocks * 65536 }, ids_per_pod: 65536 }
+        RangeConfig {
+            host_range: HostRange { start: 1 << 30, size: blocks * 65536 },
+            ids_per_pod: 65536,
+            ..RangeConfig::default()
+        }
     }
 
     fn req<'a>(owner: &'a str, root: &'a Path) -> AllocRequest<'a> {
@@ -384,6 +436,7 @@ mod tests {
         assert!(s.release("a").unwrap().is_some());
         assert!(s.release("a").unwrap().is_none(), "second release is a no-op");
         assert!(s.release("zzz").unwrap().is_none());
+        assert!(s.dir().join("owners/b").exists() && !s.dir().join("owners/a").exists(), "hints follow the table");
         assert!(s.lookup("a").unwrap().unwrap().released);
         // "a" released and gone, "b" gone without a delete: dropped and reclaimed.
         let only_c = |x: &Allocation| x.owner == "c";
@@ -392,6 +445,7 @@ mod tests {
         assert_eq!(c.dropped.iter().map(|x| x.owner.as_str()).collect::<Vec<_>>(), ["a"]);
         assert_eq!(c.reclaimed.iter().map(|x| x.owner.as_str()).collect::<Vec<_>>(), ["b"]);
         assert_eq!(s.read().unwrap().allocations.len(), 1);
+        assert!(!s.dir().join("owners/b").exists(), "reclaimed owner's hint removed");
         assert!(s.allocate(&req("../x", &root), &range(2), &live).is_err());
     }
 

@@ -60,6 +60,9 @@ pub const KNOWN_RULE_IDS: &[&str] = &[
     crate::enforce::userns::RULE_EXISTING,
     crate::enforce::userns::RULE_UNAVAILABLE,
     crate::enforce::userns::RULE_ROOTFS,
+    crate::enforce::userns::RULE_SYSFS,
+    crate::enforce::userns::RULE_MQUEUE,
+    crate::enforce::userns::RULE_EMPTY_DIR,
 ];
 
 /// Rules whose exemption removes a whole layer of confinement: reported as warnings.
