@@ -8,7 +8,8 @@ set -eu
 HARDRUN=${1:-target/release/hardrun}
 N=${2:-30}
 HARDRUN=$(realpath "$HARDRUN")
-W=$(mktemp -d /var/tmp/hardrun-bench-userns.XXXXXX)
+# BENCH_DIR: where the state, audit log and bundle live (default /var/tmp, a disk).
+W=$(mktemp -d "${BENCH_DIR:-/var/tmp}/hardrun-bench-userns.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 chmod 711 "$W"
 mkdir -p "$W/b/rootfs/bin" "$W/b/rootfs/proc" "$W/b/rootfs/sys" "$W/b/rootfs/dev" "$W/b/rootfs/etc"
@@ -20,10 +21,10 @@ jq '.process.terminal=false | .process.args=["sleep","30"]
 
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
-run() { # $1 = label, $2 = userNamespace block or ""
+run() { # $1 = label, $2 = userNamespace block or "", $3 = extra node config
   mkdir -p "$W/$1/policies"
-  printf 'runtime: /usr/sbin/runc\nauditLog: %s\nstateDir: %s\npolicyDir: %s\n' \
-    "$W/$1/audit.jsonl" "$W/$1/state" "$W/$1/policies" > "$W/$1/config.yaml"
+  printf 'runtime: /usr/sbin/runc\nauditLog: %s\nstateDir: %s\npolicyDir: %s\n%s' \
+    "$W/$1/audit.jsonl" "$W/$1/state" "$W/$1/policies" "${3:-}" > "$W/$1/config.yaml"
   printf 'apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata: {name: p}\nspec:\n  match: {containerTypes: [sandbox]}\n  noNewPrivileges: true\n%s' \
     "$2" > "$W/$1/policies/p.yaml"
   : > "$W/$1/wall"
@@ -46,3 +47,8 @@ run() { # $1 = label, $2 = userNamespace block or ""
 run plain ""
 run userns '  userNamespace: {mode: pod}
 '
+SHM=$(mktemp -d /dev/shm/hardrun-bench-userns.XXXXXX)
+run userns-table-on-tmpfs '  userNamespace: {mode: pod}
+' "userNamespaces: {stateDir: $SHM/userns}
+"
+rm -rf "$SHM"

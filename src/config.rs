@@ -234,6 +234,8 @@ mod tests {
         let c = parse("userNamespaces: {hostRange: {start: 2000000000, size: 655360}, idsPerPod: 131072}\n").unwrap();
         assert_eq!(c.user_namespaces.host_range.start, 2_000_000_000);
         assert_eq!(c.user_namespaces.ids_per_pod, 131072);
+        let c = parse("userNamespaces: {stateDir: /run/hardrun/userns}\n").unwrap();
+        assert_eq!(c.user_namespaces.state_dir.as_deref(), Some(Path::new("/run/hardrun/userns")));
         let bad = [
             "userNamespaces: {hostRange: {start: 0, size: 65536}}",
             "userNamespaces: {hostRange: {start: 65535, size: 65536}}",
@@ -246,6 +248,8 @@ mod tests {
             "userNamespaces: {hostRange: {start: -1, size: 65536}}",
             "userNamespaces: {hostRange: {start: 100000000, size: 65536}, idsPerPod: 131072}",
             "userNamespaces: {hostrange: {}}",
+            "userNamespaces: {stateDir: run/userns}",
+            "userNamespaces: {kubeletDir: var/lib/kubelet}",
         ];
         for b in bad {
             let e = parse(b).expect_err(b).to_string();

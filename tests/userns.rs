@@ -591,3 +591,25 @@ fn empty_dirs_chown_shifts_the_pods_own_empty_dirs_only() {
     let rec = env.audit_record(&id);
     assert!(rec["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "userns.empty-dir"), "{rec}");
 }
+
+#[test]
+fn the_table_can_live_on_a_tmpfs_of_its_own() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    const START: u32 = start_of(15);
+    let env = env(15, 2, "read-only", "");
+    let run_dir = tempfile::Builder::new().prefix("hardrun-userns-").tempdir_in("/dev/shm").unwrap();
+    let table_dir = run_dir.path().join("userns");
+    let config = std::fs::read_to_string(&env.config_path).unwrap();
+    env.write_config(&format!("{config}  stateDir: {}\n", table_dir.display()));
+    let sb = env.id("sb");
+    let pid = start(&env, &sandbox_bundle(&sb), &sb);
+    assert_eq!(proc_uid_map(pid), block_line(START));
+    let table: Value = serde_json::from_slice(&std::fs::read(table_dir.join("allocations.json")).unwrap()).unwrap();
+    assert_eq!(table["allocations"][0]["owner"], sb.as_str());
+    assert!(!env.state_dir.join("userns").exists(), "nothing under the node's stateDir");
+    let out = env.hardrun().args(["delete", "-f", &sb]).output();
+    assert_eq!(out.code, 0);
+    assert_eq!(userns_events(&env, "release").len(), 1, "release finds the table there too");
+}

@@ -116,7 +116,7 @@ struct Cx<'a> {
 
 impl Cx<'_> {
     fn store(&self) -> Store {
-        Store::new(&self.config.state_dir)
+        Store::for_node(self.config)
     }
 
     fn rootfs(&self) -> Result<PathBuf, String> {
@@ -328,7 +328,7 @@ fn reclaim_record(a: &Allocation) -> Record {
 /// `runc delete <id>`: marks the block `id` owns released. Never fails the delete:
 /// a table that cannot be read or written is reported for the delete's record.
 pub(crate) fn release_on_delete(config: &NodeConfig, id: &str) -> Result<Option<UsernsEvent>, String> {
-    match Store::new(&config.state_dir).release(id) {
+    match Store::for_node(config).release(id) {
         Ok(released) => Ok(released.map(|a| UsernsEvent::of(UsernsAction::Release, &a))),
         Err(e) => Err(format!("user namespace block not released: {e}")),
     }

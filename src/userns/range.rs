@@ -31,6 +31,10 @@ pub struct RangeConfig {
     /// The kubelet's root directory: a pod's emptyDirs are
     /// `<kubeletDir>/pods/<pod uid>/volumes/kubernetes.io~empty-dir/<name>`.
     pub kubelet_dir: std::path::PathBuf,
+    /// Where the allocation table lives; `None`: `<stateDir>/userns`. A tmpfs such
+    /// as `/run/hardrun/userns` makes its fsyncs free: allocations describe running
+    /// containers, which a reboot ends anyway (runc keeps its own state in /run).
+    pub state_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for RangeConfig {
@@ -39,6 +43,7 @@ impl Default for RangeConfig {
             host_range: HostRange { start: DEFAULT_RANGE_START, size: DEFAULT_RANGE_SIZE },
             ids_per_pod: DEFAULT_IDS_PER_POD,
             kubelet_dir: std::path::PathBuf::from("/var/lib/kubelet"),
+            state_dir: None,
         }
     }
 }
@@ -48,6 +53,9 @@ impl RangeConfig {
     pub fn validate(&self) -> Result<(), String> {
         if !self.kubelet_dir.is_absolute() {
             return Err(format!("kubeletDir must be an absolute path, got {:?}", self.kubelet_dir));
+        }
+        if let Some(dir) = self.state_dir.as_ref().filter(|d| !d.is_absolute()) {
+            return Err(format!("stateDir must be an absolute path, got {dir:?}"));
         }
         let (start, size, block) = (self.host_range.start as u64, self.host_range.size as u64, self.ids_per_pod as u64);
         if block == 0 || block % DEFAULT_IDS_PER_POD as u64 != 0 {

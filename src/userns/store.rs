@@ -73,6 +73,15 @@ impl Store {
         Store { dir: state_dir.join("userns") }
     }
 
+    /// The store the node config names: `userNamespaces.stateDir`, else
+    /// `<stateDir>/userns`.
+    pub fn for_node(config: &crate::config::NodeConfig) -> Self {
+        match &config.user_namespaces.state_dir {
+            Some(dir) => Store { dir: dir.clone() },
+            None => Store::new(&config.state_dir),
+        }
+    }
+
     pub fn dir(&self) -> &Path {
         &self.dir
     }
