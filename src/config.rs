@@ -46,6 +46,8 @@ pub struct NodeConfig {
     /// Where the host's sysfs is read (AppArmor and cgroup detection); for chroots
     /// and tests.
     pub sys_root: PathBuf,
+    /// The host ID range user namespaces are allocated from (docs/userns.md).
+    pub user_namespaces: crate::userns::RangeConfig,
 }
 
 impl Default for NodeConfig {
@@ -60,6 +62,7 @@ impl Default for NodeConfig {
             sys_root: PathBuf::from("/sys"),
             hook_dirs: vec![PathBuf::from("/etc/hardrun/hooks.d")],
             hook_timeout: 10,
+            user_namespaces: crate::userns::RangeConfig::default(),
         }
     }
 }
@@ -179,6 +182,9 @@ impl NodeConfig {
                 return Err(ConfigError::NotAbsolute { path: path.to_owned(), key, value: v.clone() });
             }
         }
+        if let Err(message) = self.user_namespaces.validate() {
+            return Err(ConfigError::Parse { path: path.to_owned(), message: format!("userNamespaces: {message}") });
+        }
         if self.hook_timeout == 0 {
             return Err(ConfigError::Parse { path: path.to_owned(), message: "hookTimeout must be at least 1".into() });
         }
@@ -264,6 +270,34 @@ mod tests {
         let e = parse("policyDirectory: /p\n").unwrap_err().to_string();
         assert!(e.contains("unknown field `policyDirectory`"), "{e}");
         assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn user_namespace_ranges() {
+        let c = parse("userNamespaces: {hostRange: {start: 2000000000, size: 655360}, idsPerPod: 131072}\n").unwrap();
+        assert_eq!(c.user_namespaces.host_range.start, 2_000_000_000);
+        assert_eq!(c.user_namespaces.ids_per_pod, 131072);
+        let c = parse("userNamespaces: {stateDir: /run/hardrun/userns}\n").unwrap();
+        assert_eq!(c.user_namespaces.state_dir.as_deref(), Some(Path::new("/run/hardrun/userns")));
+        let bad = [
+            "userNamespaces: {hostRange: {start: 0, size: 65536}}",
+            "userNamespaces: {hostRange: {start: 65535, size: 65536}}",
+            "userNamespaces: {hostRange: {start: 100000000, size: 100000}}",
+            "userNamespaces: {hostRange: {start: 4294901760, size: 65536}}",
+            "userNamespaces: {hostRange: {start: 100000000, size: 0}}",
+            "userNamespaces: {idsPerPod: 1000}",
+            "userNamespaces: {idsPerPod: 0}",
+            "userNamespaces: {hostRange: {start: 100000000}}",
+            "userNamespaces: {hostRange: {start: -1, size: 65536}}",
+            "userNamespaces: {hostRange: {start: 100000000, size: 65536}, idsPerPod: 131072}",
+            "userNamespaces: {hostrange: {}}",
+            "userNamespaces: {stateDir: run/userns}",
+            "userNamespaces: {kubeletDir: var/lib/kubelet}",
+        ];
+        for b in bad {
+            let e = parse(b).expect_err(b).to_string();
+            assert!(e.contains("userNamespaces") || e.contains("unknown field") || e.contains("invalid"), "{b}: {e}");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod runtime;
 pub mod sandbox;
 pub mod spec;
 pub mod timefmt;
+pub mod userns;
 pub mod yaml;
 
 mod runtime_mode;

@@ -88,6 +88,12 @@ fn record_lifecycle(config: &NodeConfig, name: Option<&str>, id: Option<&str>, p
     let Some(command @ ("start" | "delete")) = name else { return };
     let mut record = crate::audit::Record::lifecycle(command, id);
     record.context.containerd_namespace = parsed.global.root.as_deref().and_then(crate::context::containerd_namespace);
+    if let (Some(id), "delete") = (id, command) {
+        match pipeline::release_on_delete(config, id) {
+            Ok(event) => record.userns = event,
+            Err(reason) => record.reason = Some(reason),
+        }
+    }
     let _ = crate::audit::append(&config.audit_log, &mut record, false);
 }
 

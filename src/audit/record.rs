@@ -117,6 +117,38 @@ pub struct Record {
     pub exec: Option<ExecInfo>,
     /// hardrun's own time for this decision, microseconds.
     pub duration_us: u64,
+    /// A user namespace block allocated, joined, released or reclaimed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub userns: Option<UsernsEvent>,
+}
+
+/// What happened to a block of host IDs (docs/userns.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UsernsAction {
+    Allocate,
+    Join,
+    Release,
+    Reclaim,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UsernsEvent {
+    pub action: UsernsAction,
+    /// The container that owns the block (the pod's sandbox, or the container).
+    pub owner: String,
+    pub host_start: u32,
+    pub size: u32,
+    /// The sandbox process whose namespace a join used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sandbox_pid: Option<u32>,
+}
+
+impl UsernsEvent {
+    pub fn of(action: UsernsAction, a: &crate::userns::Allocation) -> Self {
+        UsernsEvent { action, owner: a.owner.clone(), host_start: a.host_start, size: a.size, sandbox_pid: None }
+    }
 }
 
 impl Record {
@@ -145,6 +177,7 @@ impl Record {
             patch: Patch::default(),
             exec: None,
             duration_us: 0,
+            userns: None,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod privileged;
 pub mod process;
 pub mod seccomp;
 pub mod sysctls;
+pub mod userns;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -199,7 +200,10 @@ fn process_controls(selection: &Selection<'_>, spec: &Value) -> Vec<Finding> {
     let caps = capabilities::final_bounding(&effective_capabilities(selection), process);
     out.extend(seccomp::plan(&settings.seccomp, &caps, spec));
     out.extend(capabilities::plan(&effective_capabilities(selection), process, "/process"));
-    out.extend(process::run_as_non_root(&settings.process, spec));
+    // The mapping hardrun adds puts container uid u at host uid block + u, never 0.
+    if !userns::will_get_namespace(&settings.user_namespace, spec) {
+        out.extend(process::run_as_non_root(&settings.process, spec));
+    }
     out.extend(process::rlimits(&settings.process.rlimits, process, "/process"));
     out.extend(process::umask(settings.process.umask, process, "/process"));
     out

@@ -4,6 +4,7 @@
 //! effects: reading the bundle and policies, the audit line, the atomic spec write.
 
 mod exec;
+mod userns;
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -66,6 +67,8 @@ pub struct Evaluation {
     pub decision: Decision,
     /// The spec runc will get: patched in enforce mode, the original otherwise.
     pub result: Value,
+    /// The user namespace work `create` still has to do (allocate or join).
+    pub userns: Option<enforce::userns::Intent>,
 }
 
 impl Evaluation {
@@ -84,7 +87,12 @@ pub fn evaluate(
 ) -> Result<Evaluation, PipelineError> {
     let selection = policies.select(&context);
     let settings = selection.settings.clone();
-    let plan = enforce::plan(&selection, spec, host);
+    let mut plan = enforce::plan(&selection, spec, host);
+    let (userns_findings, userns) = enforce::userns::plan(&settings.user_namespace, spec, &context);
+    if !userns_findings.is_empty() {
+        plan.findings.extend(userns_findings);
+        plan.apply_exemptions(&selection);
+    }
     let patch = plan.patch();
     let refs = selection.matched.iter().map(|p| PolicyRef::new(&p.name, &p.hash, &p.source)).collect();
     let exemptions = selection.exemptions.iter().map(|e| PolicyRef::new(&e.name, &e.hash, &e.source)).collect();
@@ -93,7 +101,7 @@ pub fn evaluate(
     if decision == Decision::Mutated {
         patch.apply(&mut result)?;
     }
-    Ok(Evaluation { context, policies: refs, exemptions, settings, plan, patch, decision, result })
+    Ok(Evaluation { context, policies: refs, exemptions, settings, plan, patch, decision, result, userns })
 }
 
 /// The decision for a mode and what the controls found: in enforce mode a denial
@@ -177,17 +185,26 @@ pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
         record.bundle = Some(abs.display().to_string());
         evaluate_bundle(config, req)
     });
-    let (spec, eval) = match evaluated {
+    let (spec, mut eval) = match evaluated {
         Ok(x) => x,
         Err(e) => return deny_unevaluated(config, record, started, e.to_string()),
     };
+    let bundle = PathBuf::from(record.bundle.clone().unwrap_or_default());
+    let prepared = userns::prepare(config, req, &bundle, &spec.value, &mut eval);
+    for mut reclaimed in prepared.reclaimed.iter().cloned() {
+        let _ = audit::append(&config.audit_log, &mut reclaimed, false);
+    }
     tracing::debug!(decision = ?eval.decision, policies = eval.policies.len(), "evaluated");
     crate::faults::crash_point("create.evaluated");
     fill_record(&mut record, &eval);
+    record.userns = prepared.event.clone();
     record.duration_us = elapsed_us(started);
     let warning = match record_durably(config, &mut record) {
         Ok(()) => None,
-        Err(Outcome::Deny(msg)) => return Outcome::Deny(msg),
+        Err(Outcome::Deny(msg)) => {
+            prepared.undo();
+            return Outcome::Deny(msg);
+        }
         Err(other) => Some(other),
     };
     let proceed = || warning.clone().unwrap_or(Outcome::Exec);
@@ -198,6 +215,7 @@ pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
         Decision::Mutated => match spec.write_atomic(&eval.result) {
             Ok(()) => proceed(),
             Err(e) => {
+                prepared.undo();
                 let mut failed = Record::new(req.command);
                 failed.container_id = record.container_id.clone();
                 failed.bundle = record.bundle.clone();
@@ -244,6 +262,7 @@ fn deny_unevaluated(config: &NodeConfig, mut record: Record, started: Instant, r
 }
 
 pub use exec::{container_bundle, exec, ExecRequest};
+pub(crate) use userns::release_on_delete;
 
 fn elapsed_us(since: Instant) -> u64 {
     u64::try_from(since.elapsed().as_micros()).unwrap_or(u64::MAX)

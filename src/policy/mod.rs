@@ -9,6 +9,7 @@ pub mod merge;
 pub mod model;
 pub mod seccomp;
 pub mod settings;
+pub mod userns;
 
 pub use caps::CapName;
 pub use glob::Glob;
@@ -16,6 +17,7 @@ pub use load::{Exemption, LoadError, Origin, Policy, PolicySet};
 pub use merge::{AllowList, DenyList, Mode, Require, Strictness};
 pub use model::{PolicyDoc, PolicySpec, Selector, Settings};
 pub use settings::*;
+pub use userns::{EmptyDirStrategy, OnHostNamespace, RootfsStrategy, UserNamespaceSettings, UsernsMode};
 
 use crate::context::{ContainerContext, ContainerType};
 

@@ -81,6 +81,9 @@ pub struct PolicySpec {
     /// The seccomp profile and syscall deltas (see docs/seccomp.md).
     #[serde(default)]
     pub seccomp: super::seccomp::SeccompSettings,
+    /// A user namespace per pod (see docs/userns.md).
+    #[serde(default)]
+    pub user_namespace: super::userns::UserNamespaceSettings,
 }
 
 fn enforce() -> Mode {
@@ -103,6 +106,7 @@ impl PolicySpec {
             deny_privileged: self.deny_privileged,
             hooks: self.hooks.clone(),
             seccomp: self.seccomp.clone(),
+            user_namespace: self.user_namespace.clone(),
         }
     }
 }
@@ -180,6 +184,7 @@ pub struct Settings {
     pub hooks: DenyList<String>,
     /// Every matching policy's seccomp constraint; the filter is their intersection.
     pub seccomp: super::seccomp::SeccompSettings,
+    pub user_namespace: super::userns::UserNamespaceSettings,
 }
 
 strictness_by_fields!(Settings {
@@ -195,6 +200,7 @@ strictness_by_fields!(Settings {
     deny_privileged,
     hooks,
     seccomp,
+    user_namespace,
 });
 
 impl Settings {

@@ -54,6 +54,15 @@ pub const KNOWN_RULE_IDS: &[&str] = &[
     enforce_seccomp::RULE_APPROXIMATED,
     "hooks.injected",
     "hooks.invalid",
+    crate::enforce::userns::RULE_ALLOCATED,
+    crate::enforce::userns::RULE_JOINED,
+    crate::enforce::userns::RULE_HOST_NAMESPACE,
+    crate::enforce::userns::RULE_EXISTING,
+    crate::enforce::userns::RULE_UNAVAILABLE,
+    crate::enforce::userns::RULE_ROOTFS,
+    crate::enforce::userns::RULE_SYSFS,
+    crate::enforce::userns::RULE_MQUEUE,
+    crate::enforce::userns::RULE_EMPTY_DIR,
 ];
 
 /// Rules whose exemption removes a whole layer of confinement: reported as warnings.
@@ -76,6 +85,7 @@ pub fn check(set: &PolicySet, opts: &Options) -> Vec<Diagnostic> {
         host_namespaces(p, &mut out);
         writable_host_mounts(p, &mut out);
         broad_audit(p, &mut out);
+        userns_without_sandbox(p, &mut out);
         matches_nothing(&p.name, &p.source, &p.spec.selector, classes.as_ref(), &mut out);
         seccomp_references(p, &mut out);
     }
@@ -230,6 +240,32 @@ fn broad_audit(p: &Policy, out: &mut Vec<Diagnostic>) {
                 Location::node(&p.source, &p.name, "/spec/mode"),
             )
             .help("trial a policy in audit mode on a narrow `match` (a namespace, a runtime class)"),
+        );
+    }
+}
+
+// ---------------------------------------------------------------- user namespaces
+
+/// App containers join their pod sandbox's user namespace; a policy that gives them
+/// `mode: pod` without selecting the sandbox leaves nothing to join.
+fn userns_without_sandbox(p: &Policy, out: &mut Vec<Diagnostic>) {
+    use crate::context::ContainerType;
+    if p.spec.user_namespace.mode != crate::policy::UsernsMode::Pod {
+        return;
+    }
+    let types = p.spec.selector.container_types.as_deref().unwrap_or(&[ContainerType::Container]);
+    if types.contains(&ContainerType::Container) && !types.contains(&ContainerType::Sandbox) {
+        out.push(
+            Diagnostic::new(
+                USERNS_WITHOUT_SANDBOX,
+                format!(
+                    "`{}` gives app containers a per-pod user namespace but does not select pod sandboxes: \
+                     a pod's containers are denied, having no sandbox namespace to join",
+                    p.name
+                ),
+                Location::node(&p.source, &p.name, "/spec/userNamespace/mode"),
+            )
+            .help("add `containerTypes: [sandbox, container]` to the policy's match"),
         );
     }
 }

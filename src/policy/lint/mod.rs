@@ -90,6 +90,7 @@ rules! {
     INSECURE_PERMISSIONS = "HR020", "insecure-permissions", Error, "A policy file or directory that someone other than root can change (error for the node's policy dir, warning elsewhere).";
     UNREADABLE_INPUT = "HR021", "unreadable-input", Error, "A path that cannot be read, a file over the size limit, or more files or documents than a node loads.";
     HOOK_DEFINITION = "HR022", "hook-definition", Error, "A hook definition a policy names is missing, untrusted (hook binary or file writable by others, not root-owned) or malformed; or a definition in the hook directories is.";
+    USERNS_WITHOUT_SANDBOX = "HR030", "userns-without-sandbox", Warning, "userNamespace.mode: pod on a policy that selects a pod's app containers but not its sandbox: they have no pod user namespace to join and are denied.";
 }
 
 pub fn rule(code: &str) -> Option<&'static Rule> {
