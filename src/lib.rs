@@ -14,6 +14,7 @@ pub mod fsutil;
 pub mod hooks;
 pub mod pipeline;
 pub mod policy;
+pub mod record;
 pub mod runtime;
 pub mod spec;
 pub mod timefmt;

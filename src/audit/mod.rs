@@ -8,5 +8,7 @@ pub mod review;
 pub mod verify;
 mod writer;
 
-pub use record::{Decision, ExecInfo, ImageRef, PolicyRef, Record, SignatureVerdict, API_VERSION, GENESIS};
+pub use record::{
+    Decision, ExecInfo, ImageRef, PolicyRef, Record, RecordingEvent, SignatureVerdict, API_VERSION, GENESIS,
+};
 pub use writer::{append, line_hash, read_tail, rotated_path, AuditError, Tail, MAX_AUDIT_LINE};

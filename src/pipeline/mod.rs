@@ -66,6 +66,8 @@ pub struct Evaluation {
     pub decision: Decision,
     /// The spec runc will get: patched in enforce mode, the original otherwise.
     pub result: Value,
+    /// The `kind: Recording` that selects the container (src/record/).
+    pub recording: Option<crate::record::Recording>,
 }
 
 impl Evaluation {
@@ -93,7 +95,8 @@ pub fn evaluate(
     if decision == Decision::Mutated {
         patch.apply(&mut result)?;
     }
-    Ok(Evaluation { context, policies: refs, exemptions, settings, plan, patch, decision, result })
+    let recording = crate::record::model::select(&policies.recordings, &context).cloned();
+    Ok(Evaluation { context, policies: refs, exemptions, settings, plan, patch, decision, result, recording })
 }
 
 /// The decision for a mode and what the controls found: in enforce mode a denial
@@ -177,10 +180,14 @@ pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
         record.bundle = Some(abs.display().to_string());
         evaluate_bundle(config, req)
     });
-    let (spec, eval) = match evaluated {
+    let (spec, mut eval) = match evaluated {
         Ok(x) => x,
         Err(e) => return deny_unevaluated(config, record, started, e.to_string()),
     };
+    match crate::record::arm(config, &mut eval, req.container_id) {
+        Ok(armed) => record.recording = armed,
+        Err(reason) => return deny_unevaluated(config, record, started, reason),
+    }
     tracing::debug!(decision = ?eval.decision, policies = eval.policies.len(), "evaluated");
     fill_record(&mut record, &eval);
     record.duration_us = elapsed_us(started);

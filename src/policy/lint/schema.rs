@@ -29,6 +29,7 @@ pub const SCHEMA_ID: &str = "https://hardrun.dev/schemas/policy-v1alpha1.json";
 enum Document {
     Policy(Box<PolicyDoc>),
     Exemption(Box<ExemptionDoc>),
+    Recording(Box<crate::record::model::RecordingDoc>),
 }
 
 /// The schema of one policy-file document, as JSON.
@@ -43,7 +44,12 @@ pub fn policy_schema() -> Value {
     ));
     // The model keeps apiVersion and kind as strings (the loader checks them first,
     // for a better message); the schema pins them so editors complete and check them.
-    for (def, kind) in [("PolicyDoc", KIND_POLICY), ("ExemptionDoc", KIND_EXEMPTION)] {
+    let kinds = [
+        ("PolicyDoc", KIND_POLICY),
+        ("ExemptionDoc", KIND_EXEMPTION),
+        ("RecordingDoc", crate::record::model::KIND_RECORDING),
+    ];
+    for (def, kind) in kinds {
         if let Some(props) = schema.pointer_mut(&format!("/definitions/{def}/properties")) {
             props["apiVersion"] = json!({ "const": API_VERSION, "description": "The policy format's version." });
             props["kind"] = json!({ "const": kind });

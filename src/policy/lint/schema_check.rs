@@ -83,6 +83,8 @@ pub fn check_file(path: &Path, text: &str, spans: &SpanMap, out: &mut Vec<Diagno
         let mut reader = DocReader { file: path, index: i, spans: doc, out: &mut *out };
         if kind == KIND_POLICY {
             reader.read::<PolicyDoc>(value);
+        } else if kind == crate::record::model::KIND_RECORDING {
+            reader.read::<crate::record::model::RecordingDoc>(value);
         } else {
             reader.read::<ExemptionDoc>(value);
         }
@@ -139,6 +141,7 @@ fn check_header(
     let kind = match field("kind") {
         Some(KIND_POLICY) => Some(KIND_POLICY),
         Some(KIND_EXEMPTION) => Some(KIND_EXEMPTION),
+        Some(crate::record::model::KIND_RECORDING) => Some(crate::record::model::KIND_RECORDING),
         Some(k) => {
             let mut d = Diagnostic::new(
                 UNKNOWN_DOCUMENT,
