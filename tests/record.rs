@@ -116,3 +116,156 @@ fn a_recorded_profile_has_the_workloads_calls_and_enforcing_it_denies_one_more()
     let control = run(&env, &bundle(WORKLOAD_PLUS_SYMLINK), "ctl");
     assert!(control.stdout.contains("ln=0"), "{control:?}");
 }
+
+/// The recorder's supervisor and worker pids, from its log (waits for it).
+fn recorder_pids(env: &Env) -> (i32, i32) {
+    let run_dir = recordings(env).join("run");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = std::fs::read_dir(&run_dir).into_iter().flatten().flatten().map(|e| e.path());
+        for log in logs.filter(|p| p.extension().is_some_and(|x| x == "log")) {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if let Some(line) = text.lines().find(|l| l.contains("(worker ")) {
+                let sup = line.split('[').nth(1).and_then(|s| s.split(']').next()).unwrap().parse().unwrap();
+                let worker = line.rsplit("(worker ").next().unwrap().trim_end_matches(')').parse().unwrap();
+                return (sup, worker);
+            }
+        }
+        assert!(Instant::now() < deadline, "no recorder log in {}", run_dir.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn wait_log(env: &Env, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !recorder_log(env).contains(needle) {
+        assert!(Instant::now() < deadline, "recorder log never said {needle:?}: {}", recorder_log(env));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn recorder_log(env: &Env) -> String {
+    let run_dir = recordings(env).join("run");
+    std::fs::read_dir(&run_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .map(|p| std::fs::read_to_string(p).unwrap())
+        .collect()
+}
+
+fn signal(pid: i32, sig: nix::sys::signal::Signal) {
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), sig).unwrap();
+}
+
+/// A workload that keeps making calls for ~1.5 s after the recorder is hit at 0.3 s.
+const SLOW: &str = "sleep 0.3; for i in 1 2 3 4 5; do mkdir /dev/shm/d$i; sleep 0.3; done; echo done";
+
+/// Runs SLOW through hardrun in the foreground while `hit` is applied to the
+/// recorder's (supervisor, worker) once the workload is recording. The run must end
+/// within the deadline (a hang fails the test instead of blocking it).
+fn run_and_hit(env: &Env, tag: &str, hit: impl FnOnce(i32, i32) + Send) -> (Outcome, Duration) {
+    let b = bundle(SLOW);
+    let started = Instant::now();
+    let out = std::thread::scope(|s| {
+        let runner = s.spawn(|| {
+            let log = env.file("runc-log");
+            env.hardrun().log(&log).args(["run", "--bundle"]).arg(b.path()).arg(env.id(tag)).output()
+        });
+        let (sup, worker) = recorder_pids(env);
+        wait_log(env, "receiving notifications of process");
+        hit(sup, worker);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !runner.is_finished() {
+            if Instant::now() > deadline {
+                // Unblock the container so the test can report instead of hanging.
+                let log = recorder_log(env);
+                for id in env.containers() {
+                    env.delete(&id);
+                }
+                panic!("the container hung after the recorder was hit; recorder log:\n{log}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        runner.join().unwrap()
+    });
+    (out, started.elapsed())
+}
+
+#[test]
+fn a_killed_recorder_with_allow_lets_the_container_finish_unrecorded() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "allow", "none", "allow"));
+    let (out, _) = run_and_hit(&env, "kill-allow", |_, worker| signal(worker, nix::sys::signal::Signal::SIGKILL));
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("done") && !out.stderr.contains("mkdir"), "every call still works: {out:?}");
+    let recs = wait_recorded(&env, 1);
+    assert_eq!(recs[0]["recording"]["state"], "failed", "{recs:?}");
+    assert_eq!(recs[0]["decision"], "failed-open", "{recs:?}");
+    assert!(!recordings(&env).join("allow.json").exists(), "no profile from a failed recording");
+    let log = recorder_log(&env);
+    assert!(log.contains("onRecorderFailure: Allow") && log.contains("passing"), "{log}");
+}
+
+#[test]
+fn a_killed_recorder_with_kill_kills_the_container() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "kill", "none", "kill"));
+    let (out, _) = run_and_hit(&env, "kill-kill", |_, worker| signal(worker, nix::sys::signal::Signal::SIGKILL));
+    assert_ne!(out.code, 0, "{out:?}");
+    assert!(!out.stdout.contains("done"), "{out:?}");
+    let recs = wait_recorded(&env, 1);
+    assert_eq!(recs[0]["recording"]["state"], "failed", "{recs:?}");
+    assert_eq!(recs[0]["decision"], "denied", "{recs:?}");
+}
+
+#[test]
+fn a_stalled_recorder_is_detected_after_the_timeout() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "stall", "none", "allow"));
+    let mut stopped = 0;
+    let (out, took) = run_and_hit(&env, "stall", |_, worker| {
+        stopped = worker;
+        signal(worker, nix::sys::signal::Signal::SIGSTOP);
+    });
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("done"), "{out:?}");
+    // The workload waited for the 2 s timeout, once.
+    assert!(took >= Duration::from_secs(2) && took < Duration::from_secs(10), "{took:?}");
+    let recs = wait_recorded(&env, 1);
+    assert!(recs[0]["reason"].as_str().unwrap().contains("unanswered"), "{recs:?}");
+    // The stopped worker was killed, not left behind.
+    assert!(
+        !Path::new(&format!("/proc/{stopped}")).exists() || {
+            let stat = std::fs::read_to_string(format!("/proc/{stopped}/stat")).unwrap_or_default();
+            stat.split(") ").nth(1).is_some_and(|s| s.starts_with('Z'))
+        }
+    );
+}
+
+#[test]
+fn with_both_recorder_processes_dead_calls_fail_with_enosys_instead_of_hanging() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "gone", "none", "allow"));
+    let (out, took) = run_and_hit(&env, "gone", |sup, worker| {
+        signal(sup, nix::sys::signal::Signal::SIGKILL);
+        signal(worker, nix::sys::signal::Signal::SIGKILL);
+    });
+    assert!(took < Duration::from_secs(10), "{took:?}");
+    // The kernel answers the notifying calls with ENOSYS once no listener is left.
+    assert!(out.stderr.contains("Function not implemented") || out.code != 0, "{out:?}");
+    assert!(!out.stdout.contains("done"), "{out:?}");
+}

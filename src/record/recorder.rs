@@ -216,7 +216,8 @@ fn supervise(cfg: &RecorderConfig, listener: UnixListener, log: &Log) -> ExitCod
             return ExitCode::from(1);
         }
     };
-    drop(listener);
+    // Kept: when the worker fails before runc connected, the supervisor takes the
+    // connection (allow) or refuses it (kill).
     drop(to_super);
     log.line(&format!("recording {} for container {} (worker {worker})", cfg.output, cfg.container_id));
     let mut watch = Watch { conns: Vec::new(), beat: 0, pending_since: None };
@@ -226,14 +227,17 @@ fn supervise(cfg: &RecorderConfig, listener: UnixListener, log: &Log) -> ExitCod
         match nix::sys::wait::waitpid(worker, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
             Ok(nix::sys::wait::WaitStatus::Exited(_, 0)) => return ExitCode::SUCCESS,
             Ok(nix::sys::wait::WaitStatus::StillAlive) => {}
-            Ok(other) => return failed(cfg, log, watch.conns, &format!("the recorder's worker ended: {other:?}")),
-            Err(e) => return failed(cfg, log, watch.conns, &format!("cannot wait for the worker: {e}")),
+            Ok(other) => {
+                let msg = format!("the recorder's worker ended: {other:?}");
+                return failed(cfg, log, &listener, watch.conns, &msg);
+            }
+            Err(e) => return failed(cfg, log, &listener, watch.conns, &format!("cannot wait for the worker: {e}")),
         }
-        if watch.stalled(heartbeat.get().load(Ordering::Relaxed), timeout) {
+        if watch.stalled(&listener, heartbeat.get().load(Ordering::Relaxed), timeout) {
             let _ = nix::sys::signal::kill(worker, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(worker, None);
             let msg = format!("the recorder left a call unanswered for {} ms", cfg.timeout_ms);
-            return failed(cfg, log, watch.conns, &msg);
+            return failed(cfg, log, &listener, watch.conns, &msg);
         }
         let mut fds = [PollFd::new(from_worker.as_fd(), PollFlags::POLLIN)];
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(100u8));
@@ -248,9 +252,11 @@ struct Watch {
 }
 
 impl Watch {
-    /// Whether a notification has waited `timeout` while the worker answered none.
-    fn stalled(&mut self, beat: u64, timeout: Duration) -> bool {
-        if beat != self.beat || !self.conns.iter().any(|c| pending(c.fd.as_fd())) {
+    /// Whether a notification (or runc's connection) has waited `timeout` while the
+    /// worker answered none.
+    fn stalled(&mut self, listener: &UnixListener, beat: u64, timeout: Duration) -> bool {
+        let waiting = pending(listener.as_fd()) || self.conns.iter().any(|c| pending(c.fd.as_fd()));
+        if beat != self.beat || !waiting {
             self.beat = beat;
             self.pending_since = None;
             return false;
@@ -273,7 +279,7 @@ fn receive_handoffs(chan: &UnixStream, conns: &mut Vec<Conn>, log: &Log) {
         if !matches!(nix::poll::poll(&mut fds, PollTimeout::ZERO), Ok(n) if n > 0) {
             return;
         }
-        match recv_with_fds(chan.as_raw_fd(), 4) {
+        match recv_with_fds(chan.as_raw_fd()) {
             Ok((data, mut received)) if data.len() == 4 && received.len() == 1 => {
                 let pid = i32::from_le_bytes([data[0], data[1], data[2], data[3]]);
                 conns.push(Conn { fd: received.remove(0), pid });
@@ -288,8 +294,11 @@ fn receive_handoffs(chan: &UnixStream, conns: &mut Vec<Conn>, log: &Log) {
     }
 }
 
-/// The worker failed: audit it, then apply `onRecorderFailure`.
-fn failed(cfg: &RecorderConfig, log: &Log, conns: Vec<Conn>, reason: &str) -> ExitCode {
+/// The worker failed: audit it, then apply `onRecorderFailure`. `kill`: the
+/// container's known processes and those of connections already queued are killed,
+/// and the socket is closed, so a runc still to connect fails to start the
+/// container. `allow`: every call is answered "continue", connections included.
+fn failed(cfg: &RecorderConfig, log: &Log, listener: &UnixListener, mut conns: Vec<Conn>, reason: &str) -> ExitCode {
     log.line(&format!("recorder failed: {reason}; onRecorderFailure: {:?}", cfg.on_failure));
     let action = match cfg.on_failure {
         OnRecorderFailure::Allow => "allow: calls continue unrecorded",
@@ -298,14 +307,32 @@ fn failed(cfg: &RecorderConfig, log: &Log, conns: Vec<Conn>, reason: &str) -> Ex
     audit_event(cfg, "failed", None, None, Some(format!("{reason}; {action}")));
     match cfg.on_failure {
         OnRecorderFailure::Kill => {
+            while pending(listener.as_fd()) {
+                if let Some(c) = accept_checked(cfg, listener, conns.len(), log) {
+                    conns.push(c);
+                }
+            }
+            let _ = std::fs::remove_file(&cfg.socket);
             for c in &conns {
                 kill_process(c.pid, log);
             }
-            ExitCode::from(1)
         }
-        OnRecorderFailure::Allow => {
-            pass_through(conns, log);
-            ExitCode::from(1)
+        OnRecorderFailure::Allow => pass_through(cfg, listener, conns, log),
+    }
+    ExitCode::from(1)
+}
+
+/// Accepts one connection and checks it ([`take_connection`]); refused ones are logged.
+fn accept_checked(cfg: &RecorderConfig, listener: &UnixListener, held: usize, log: &Log) -> Option<Conn> {
+    let (stream, _) = listener.accept().ok()?;
+    match take_connection(cfg, &stream, held) {
+        Ok(c) => {
+            log.line(&format!("receiving notifications of process {}", c.pid));
+            Some(c)
+        }
+        Err(e) => {
+            log.line(&format!("connection refused: {e}"));
+            None
         }
     }
 }
@@ -334,18 +361,32 @@ fn kill_process(pid: i32, log: &Log) {
     log.line(&format!("SIGKILL to container process {pid}: {}", if rc == 0 { "sent" } else { "failed" }));
 }
 
-/// Answers "continue" to every notification until every fd reports POLLHUP.
-fn pass_through(mut conns: Vec<Conn>, log: &Log) {
+/// Answers "continue" to every notification until every fd reports POLLHUP,
+/// taking runc's connections too (until the first, for at most [`CONNECT_TIMEOUT`]).
+fn pass_through(cfg: &RecorderConfig, listener: &UnixListener, mut conns: Vec<Conn>, log: &Log) {
     log.line(&format!("passing {} notify fd(s) through", conns.len()));
-    while !conns.is_empty() {
-        let mut fds: Vec<PollFd> = conns.iter().map(|c| PollFd::new(c.fd.as_fd(), PollFlags::POLLIN)).collect();
-        if nix::poll::poll(&mut fds, PollTimeout::NONE).is_err() {
+    let started = Instant::now();
+    let mut connected = !conns.is_empty();
+    loop {
+        if (connected && conns.is_empty()) || (!connected && started.elapsed() >= CONNECT_TIMEOUT) {
+            let _ = std::fs::remove_file(&cfg.socket);
+            return;
+        }
+        let mut fds = vec![PollFd::new(listener.as_fd(), PollFlags::POLLIN)];
+        fds.extend(conns.iter().map(|c| PollFd::new(c.fd.as_fd(), PollFlags::POLLIN)));
+        if nix::poll::poll(&mut fds, PollTimeout::from(1000u16)).is_err() {
             continue;
         }
         let events: Vec<PollFlags> = fds.iter().map(|f| f.revents().unwrap_or(PollFlags::empty())).collect();
         drop(fds);
+        if events[0].contains(PollFlags::POLLIN) {
+            if let Some(c) = accept_checked(cfg, listener, conns.len(), log) {
+                conns.push(c);
+                connected = true;
+            }
+        }
         let mut done = Vec::new();
-        for (i, ev) in events.iter().enumerate() {
+        for (i, ev) in events[1..].iter().enumerate() {
             if ev.contains(PollFlags::POLLIN) {
                 if let Ok(Received::Call(n)) = notify::receive(conns[i].fd.as_fd()) {
                     let _ = notify::continue_call(conns[i].fd.as_fd(), n.id);
@@ -451,7 +492,8 @@ impl<'a> Worker<'a> {
 
     fn accept(&mut self) {
         let Ok((stream, _)) = self.listener.accept() else { return };
-        match self.take_connection(&stream) {
+        self.heartbeat.get().fetch_add(1, Ordering::Relaxed);
+        match take_connection(self.cfg, &stream, self.conns.len()) {
             Ok(conn) => {
                 if let Err(e) = send_with_fd(&self.to_super, &conn.pid.to_le_bytes(), conn.fd.as_raw_fd()) {
                     self.log.line(&format!("cannot hand the notify fd to the supervisor: {e}"));
@@ -462,36 +504,6 @@ impl<'a> Worker<'a> {
             }
             Err(e) => self.log.line(&format!("connection refused: {e}")),
         }
-    }
-
-    /// Reads and checks one connection: a peer running as root (or as us), one
-    /// message of runc's process-state JSON naming our container and token, with
-    /// exactly one fd that is a seccomp notify fd. Anything else is dropped.
-    fn take_connection(&self, stream: &UnixStream) -> Result<Conn, String> {
-        if self.conns.len() >= MAX_CONNECTIONS {
-            return Err(format!("more than {MAX_CONNECTIONS} connections"));
-        }
-        let cred = socket::getsockopt(stream, socket::sockopt::PeerCredentials).map_err(|e| e.to_string())?;
-        if cred.uid() != 0 && cred.uid() != nix::unistd::getuid().as_raw() {
-            return Err(format!("peer uid {} is not root", cred.uid()));
-        }
-        stream.set_read_timeout(Some(CONNECTION_TIMEOUT)).map_err(|e| e.to_string())?;
-        let (mut data, mut fds) = recv_with_fds(stream.as_raw_fd(), 4).map_err(|e| e.to_string())?;
-        let state = read_rest(stream, &mut data)?;
-        if state.metadata != self.cfg.token {
-            return Err("listenerMetadata is not this recorder's token".into());
-        }
-        if state.state.id != self.cfg.container_id {
-            return Err(format!("state names container {:?}, not {:?}", state.state.id, self.cfg.container_id));
-        }
-        if state.fds != ["seccompFd"] || fds.len() != 1 {
-            return Err(format!("expected one seccompFd, got names {:?} and {} fd(s)", state.fds, fds.len()));
-        }
-        let fd = fds.remove(0);
-        if !notify::is_notify_fd(fd.as_raw_fd()) {
-            return Err("the fd passed is not a seccomp notify fd".into());
-        }
-        Ok(Conn { fd, pid: state.pid })
     }
 
     /// Writes the profile (merging when asked) and the audit record; exit code.
@@ -514,6 +526,36 @@ impl<'a> Worker<'a> {
             }
         }
     }
+}
+
+/// Reads and checks one connection: a peer running as root (or as us), one
+/// message of runc's process-state JSON naming our container and token, with
+/// exactly one fd that is a seccomp notify fd. Anything else is dropped.
+fn take_connection(cfg: &RecorderConfig, stream: &UnixStream, held: usize) -> Result<Conn, String> {
+    if held >= MAX_CONNECTIONS {
+        return Err(format!("more than {MAX_CONNECTIONS} connections"));
+    }
+    let cred = socket::getsockopt(stream, socket::sockopt::PeerCredentials).map_err(|e| e.to_string())?;
+    if cred.uid() != 0 && cred.uid() != nix::unistd::getuid().as_raw() {
+        return Err(format!("peer uid {} is not root", cred.uid()));
+    }
+    stream.set_read_timeout(Some(CONNECTION_TIMEOUT)).map_err(|e| e.to_string())?;
+    let (mut data, mut fds) = recv_with_fds(stream.as_raw_fd()).map_err(|e| e.to_string())?;
+    let state = read_rest(stream, &mut data)?;
+    if state.metadata != cfg.token {
+        return Err("listenerMetadata is not this recorder's token".into());
+    }
+    if state.state.id != cfg.container_id {
+        return Err(format!("state names container {:?}, not {:?}", state.state.id, cfg.container_id));
+    }
+    if state.fds != ["seccompFd"] || fds.len() != 1 {
+        return Err(format!("expected one seccompFd, got names {:?} and {} fd(s)", state.fds, fds.len()));
+    }
+    let fd = fds.remove(0);
+    if !notify::is_notify_fd(fd.as_raw_fd()) {
+        return Err("the fd passed is not a seccomp notify fd".into());
+    }
+    Ok(Conn { fd, pid: state.pid })
 }
 
 /// Reads until the bytes parse as the process state, the peer closes, the size
@@ -540,9 +582,8 @@ fn read_rest(mut stream: &UnixStream, data: &mut Vec<u8>) -> Result<ProcessState
 
 /// One `recvmsg`: the bytes and the fds (owned: extras close when dropped). A
 /// truncated control message is an error (an fd could have been lost).
-fn recv_with_fds(fd: RawFd, max_fds: usize) -> Result<(Vec<u8>, Vec<OwnedFd>), std::io::Error> {
+fn recv_with_fds(fd: RawFd) -> Result<(Vec<u8>, Vec<OwnedFd>), std::io::Error> {
     let mut buf = vec![0u8; MAX_STATE_BYTES];
-    let _ = max_fds;
     let mut cmsg = nix::cmsg_space!([RawFd; 8]);
     let mut iov = [IoSliceMut::new(&mut buf)];
     let msg = socket::recvmsg::<()>(fd, &mut iov, Some(&mut cmsg), MsgFlags::MSG_CMSG_CLOEXEC)
