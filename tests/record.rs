@@ -74,7 +74,6 @@ fn enforce_policy(env: &Env, profile: &Path) {
     );
 }
 
-#[allow(dead_code)] // used by the CLI tests below
 fn hardrun_tool(env: &Env, args: &[&str]) -> std::process::Output {
     std::process::Command::new(common::HARDRUN).env("HARDRUN_CONFIG", &env.config_path).args(args).output().unwrap()
 }
@@ -146,8 +145,8 @@ fn wait_log(env: &Env, needle: &str) {
 
 fn recorder_log(env: &Env) -> String {
     let run_dir = recordings(env).join("run");
-    std::fs::read_dir(&run_dir)
-        .unwrap()
+    let Ok(entries) = std::fs::read_dir(&run_dir) else { return String::new() };
+    entries
         .flatten()
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "log"))
@@ -268,4 +267,184 @@ fn with_both_recorder_processes_dead_calls_fail_with_enosys_instead_of_hanging()
     // The kernel answers the notifying calls with ENOSYS once no listener is left.
     assert!(out.stderr.contains("Function not implemented") || out.code != 0, "{out:?}");
     assert!(!out.stdout.contains("done"), "{out:?}");
+}
+
+#[test]
+fn merge_containers_unions_the_runs_of_a_container() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "app", "containers", "kill"));
+    run(&env, &bundle("mkdir /dev/shm/a; echo ok"), "m1");
+    wait_recorded(&env, 1);
+    run(&env, &bundle("/bin/busybox ln -s /x /dev/shm/l; echo ok"), "m2");
+    let recs = wait_recorded(&env, 2);
+    assert!(recs.iter().all(|r| r["recording"]["state"] == "written"), "{recs:?}");
+    let path = recordings(&env).join("app.json");
+    let calls = profile_calls(&path);
+    assert!(calls.iter().any(|c| c == "mkdir" || c == "mkdirat"), "{calls:?}");
+    assert!(calls.iter().any(|c| c == "symlink" || c == "symlinkat"), "{calls:?}");
+    let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let obs = &v["comment"]["hardrunRecording"]["observed"];
+    assert_eq!(obs["runs"], 2, "{obs}");
+    assert_eq!(obs["containers"].as_array().unwrap().len(), 2, "{obs}");
+
+    // merge: none replaces instead.
+    env.write_policy("record.yaml", &recording_yaml("rec", "app", "none", "kill"));
+    run(&env, &bundle("echo ok"), "m3");
+    wait_recorded(&env, 3);
+    let calls = profile_calls(&path);
+    assert!(!calls.iter().any(|c| c == "symlink" || c == "symlinkat"), "{calls:?}");
+}
+
+/// Connects to the recorder's socket and sends `data` with `fd` (if any).
+fn send_to_recorder(socket: &Path, data: &[u8], fd: Option<i32>) {
+    use nix::sys::socket::{sendmsg, ControlMessage, MsgFlags};
+    use std::os::fd::AsRawFd;
+    let stream = std::os::unix::net::UnixStream::connect(socket).unwrap_or_else(|e| {
+        let dir: Vec<_> = std::fs::read_dir(socket.parent().unwrap()).unwrap().flatten().map(|e| e.path()).collect();
+        panic!("connect {}: {e}; dir: {dir:?}", socket.display())
+    });
+    let iov = [std::io::IoSlice::new(data)];
+    let fds: Vec<i32> = fd.into_iter().collect();
+    let cmsgs: Vec<ControlMessage> = if fds.is_empty() { vec![] } else { vec![ControlMessage::ScmRights(&fds)] };
+    sendmsg::<()>(stream.as_raw_fd(), &iov, &cmsgs, MsgFlags::empty(), None).unwrap();
+}
+
+#[test]
+fn hostile_connections_to_the_recorder_are_refused_and_recording_goes_on() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "hostile", "none", "kill"));
+    let b = bundle(SLOW);
+    let id = env.id("hostile");
+    let out = std::thread::scope(|s| {
+        let runner = s.spawn(|| env.hardrun().args(["run", "--bundle"]).arg(b.path()).arg(&id).output());
+        wait_log(&env, "receiving notifications of process");
+        let seccomp = b.spec()["linux"]["seccomp"].clone();
+        let socket = PathBuf::from(seccomp["listenerPath"].as_str().unwrap());
+        let token = seccomp["listenerMetadata"].as_str().unwrap().to_owned();
+        let devnull = std::fs::File::open("/dev/null").unwrap();
+        use std::os::fd::AsRawFd;
+        send_to_recorder(&socket, b"\x00\xffgarbage{{{", None);
+        let state = |meta: &str, cid: &str| {
+            format!(
+                r#"{{"ociVersion":"1.0.2","fds":["seccompFd"],"pid":1,"metadata":"{meta}","state":{{"id":"{cid}"}}}}"#
+            )
+        };
+        send_to_recorder(&socket, state("wrong", &id).as_bytes(), Some(devnull.as_raw_fd()));
+        send_to_recorder(&socket, state(&token, "other").as_bytes(), Some(devnull.as_raw_fd()));
+        send_to_recorder(&socket, state(&token, &id).as_bytes(), Some(devnull.as_raw_fd()));
+        send_to_recorder(&socket, state(&token, &id).as_bytes(), None);
+        runner.join().unwrap()
+    });
+    assert_eq!(out.code, 0, "{out:?}");
+    assert!(out.stdout.contains("done"), "{out:?}");
+    let recs = wait_recorded(&env, 1);
+    assert_eq!(recs[0]["recording"]["state"], "written", "{recs:?}");
+    let log = recorder_log(&env);
+    for why in [
+        "not runc's process state",
+        "listenerMetadata is not this recorder's token",
+        "state names container \"other\"",
+        "not a seccomp notify fd",
+        "expected one seccompFd, got names [\"seccompFd\"] and 0 fd(s)",
+    ] {
+        assert!(log.contains(why), "{why:?} not in {log}");
+    }
+}
+
+#[test]
+fn an_unreadable_recording_is_never_merged_into_or_overwritten() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "bad", "containers", "kill"));
+    let dir = recordings(&env);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("bad.json"), b"{ not json").unwrap();
+    run(&env, &bundle("echo ok"), "bad");
+    let recs = wait_recorded(&env, 1);
+    assert_eq!(recs[0]["recording"]["state"], "write-failed", "{recs:?}");
+    assert!(recs[0]["reason"].as_str().unwrap().contains("not merging into it"), "{recs:?}");
+    assert_eq!(std::fs::read(dir.join("bad.json")).unwrap(), b"{ not json");
+
+    // A symlink in the recording's place is refused too (by the merge's read).
+    std::fs::remove_file(dir.join("bad.json")).unwrap();
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("bad.json")).unwrap();
+    run(&env, &bundle("echo ok"), "link");
+    let recs = wait_recorded(&env, 2);
+    assert_eq!(recs[1]["recording"]["state"], "write-failed", "{recs:?}");
+    assert!(recs[1]["reason"].as_str().unwrap().contains("symlink"), "{recs:?}");
+    let show = hardrun_tool(&env, &["profile", "show", "bad"]);
+    assert_eq!(show.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&show.stderr).contains("symlink"), "{show:?}");
+}
+
+#[test]
+fn an_invalid_recording_document_rejects_the_policy_set() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "../escape", "none", "kill"));
+    let log = env.file("runc-log");
+    let out =
+        env.hardrun().log(&log).args(["run", "--bundle"]).arg(bundle("echo ok").path()).arg(env.id("inv")).output();
+    assert_eq!(out.code, 1, "{out:?}");
+    let lines = log_lines(&log);
+    assert!(lines.iter().any(|l| l["msg"].as_str().unwrap_or("").contains("invalid recording name")), "{lines:?}");
+    assert!(!env.state_dir.join("recordings").exists());
+}
+
+#[test]
+fn profile_commands_list_show_diff_merge_and_harden() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "one", "none", "kill"));
+    run(&env, &bundle("mkdir /dev/shm/a; echo ok"), "p1");
+    wait_recorded(&env, 1);
+    env.write_policy("record.yaml", &recording_yaml("rec", "two", "none", "kill"));
+    run(&env, &bundle("/bin/busybox ln -s /x /dev/shm/l; echo ok"), "p2");
+    wait_recorded(&env, 2);
+    let text = |o: &std::process::Output| String::from_utf8_lossy(&o.stdout).into_owned();
+
+    let list = hardrun_tool(&env, &["profile", "list"]);
+    assert!(list.status.success(), "{list:?}");
+    assert!(text(&list).contains("one") && text(&list).contains("two"), "{}", text(&list));
+    let show = hardrun_tool(&env, &["profile", "show", "one"]);
+    assert!(text(&show).lines().any(|l| l.trim() == "mkdir" || l.trim() == "mkdirat"), "{}", text(&show));
+    let diff = hardrun_tool(&env, &["profile", "diff", "one", "two"]);
+    assert_eq!(diff.status.code(), Some(1), "{diff:?}");
+    assert!(text(&diff).lines().any(|l| l == "- mkdir" || l == "- mkdirat"), "{}", text(&diff));
+    assert!(text(&diff).lines().any(|l| l == "+ symlink" || l == "+ symlinkat"), "{}", text(&diff));
+    let same = hardrun_tool(&env, &["profile", "diff", "one", "one"]);
+    assert_eq!(same.status.code(), Some(0), "{same:?}");
+    let merge = hardrun_tool(&env, &["profile", "merge", "one", "two", "--output", "both"]);
+    assert!(merge.status.success(), "{merge:?}");
+    let both = profile_calls(&recordings(&env).join("both.json"));
+    assert!(both.iter().any(|c| c.starts_with("mkdir")) && both.iter().any(|c| c.starts_with("symlink")));
+    let bad = hardrun_tool(&env, &["profile", "merge", "one", "--output", "../x"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+
+    // harden: the snippet is a policy that loads and enforces the recording.
+    let harden = hardrun_tool(&env, &["profile", "harden", "both"]);
+    assert!(harden.status.success(), "{harden:?}");
+    let snippet = text(&harden);
+    assert!(snippet.contains("denies") && snippet.contains("kind: Policy"), "{snippet}");
+    env.write_policy("record.yaml", &snippet);
+    let lint = hardrun_tool(&env, &["lint", env.policy_dir.to_str().unwrap()]);
+    assert!(lint.status.success(), "{lint:?}");
+    let script =
+        "mkdir /dev/shm/a; /bin/busybox ln -s /x /dev/shm/l; echo ln=$?; /bin/busybox nc 127.0.0.1 1; echo nc=$?";
+    let out = run(&env, &bundle(script), "hardened");
+    // socket was never recorded in `both`: nc fails with EPERM now, ln works.
+    assert!(out.stdout.contains("ln=0") && out.stdout.contains("nc=1"), "{out:?}");
+    assert!(out.stderr.contains("Operation not permitted"), "{out:?}");
 }

@@ -60,7 +60,7 @@ pub fn output_name(spec: &RecordingSpec, container_name: Option<&str>) -> String
 pub fn notify_section(socket: &Path, token: &str, target: &Target) -> Value {
     let mut names: Vec<&str> = crate::policy::seccomp::target_names()
         .iter()
-        .copied()
+        .map(|n| notify::unraw(n))
         .filter(|n| !profile::ALWAYS_ALLOWED.contains(n))
         .collect();
     names.sort_unstable();

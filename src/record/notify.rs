@@ -77,6 +77,16 @@ const X32_SYSCALL_BIT: i32 = 0x4000_0000;
 
 /// The call's name in the kernel table of its architecture; `None`: unknown there.
 pub fn syscall_name(arch: u32, nr: i32) -> Option<&'static str> {
+    raw_name(arch, nr).map(unraw)
+}
+
+/// The syscalls crate spells names that are Rust keywords as raw identifiers
+/// (`r#break`); libseccomp and profiles use the plain name.
+pub fn unraw(name: &'static str) -> &'static str {
+    name.strip_prefix("r#").unwrap_or(name)
+}
+
+fn raw_name(arch: u32, nr: i32) -> Option<&'static str> {
     let n = usize::try_from(nr).ok();
     match arch {
         AUDIT_ARCH_X86_64 if nr & X32_SYSCALL_BIT != 0 => {
