@@ -555,6 +555,7 @@ fn take_connection(cfg: &RecorderConfig, stream: &UnixStream, held: usize) -> Re
     if !notify::is_notify_fd(fd.as_raw_fd()) {
         return Err("the fd passed is not a seccomp notify fd".into());
     }
+    notify::prefer_sync_wakeup(fd.as_fd());
     Ok(Conn { fd, pid: state.pid })
 }
 
