@@ -448,3 +448,56 @@ fn profile_commands_list_show_diff_merge_and_harden() {
     assert!(out.stdout.contains("ln=0") && out.stdout.contains("nc=1"), "{out:?}");
     assert!(out.stderr.contains("Operation not permitted"), "{out:?}");
 }
+
+/// Without no_new_privileges runc loads the filter earlier (before it drops
+/// capabilities and changes user), so more of runc's own calls are recorded; the
+/// profile enforced on the same spec must still let runc start the container.
+#[test]
+fn recording_and_enforcing_work_without_no_new_privileges() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "nnp", "none", "kill"));
+    let b = bundle(WORKLOAD);
+    b.set_no_new_privileges(false);
+    b.edit(|s| s["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000}));
+    let out = run(&env, &b, "nnp");
+    assert!(out.stdout.contains("done"), "{out:?}");
+    wait_recorded(&env, 1);
+    let path = recordings(&env).join("nnp.json");
+    let calls = profile_calls(&path);
+    assert!(calls.iter().any(|c| c == "setresuid" || c == "setuid"), "runc's user switch recorded: {calls:?}");
+    enforce_policy(&env, &path);
+    let again = bundle(WORKLOAD);
+    again.set_no_new_privileges(false);
+    again.edit(|s| s["process"]["user"] = serde_json::json!({"uid": 1000, "gid": 1000}));
+    let out = run(&env, &again, "nnp-enforce");
+    assert!(out.stdout.contains("done"), "{out:?}");
+    let status = run(&env, &bundle("grep Seccomp: /proc/self/status"), "nnp-status");
+    assert!(status.stdout.contains("Seccomp:\t2"), "{status:?}");
+}
+
+/// `runc exec` into a recorded container loads the same filter and connects to the
+/// same recorder: what the exec'd process calls is in the profile.
+#[test]
+fn calls_of_exec_processes_are_recorded_too() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "exec", "none", "kill"));
+    let b = bundle("sleep 1.5; echo done");
+    let id = env.id("exec");
+    let (created, _) = env.hardrun().args(["create", "--bundle"]).arg(b.path()).arg(&id).run_to_files();
+    assert_eq!(created.code, 0, "{created:?}");
+    let started = env.hardrun().args(["start", &id]).output();
+    assert_eq!(started.code, 0, "{started:?}");
+    let exec = env.hardrun().args(["exec", &id, "/bin/busybox", "ln", "-s", "/x", "/dev/shm/viaexec"]).output();
+    assert_eq!(exec.code, 0, "{exec:?}");
+    let recs = wait_recorded(&env, 1);
+    assert_eq!(recs[0]["recording"]["state"], "written", "{recs:?}");
+    let calls = profile_calls(&recordings(&env).join("exec.json"));
+    assert!(calls.iter().any(|c| c == "symlink" || c == "symlinkat"), "{calls:?}");
+    assert_eq!(recorder_log(&env).matches("receiving notifications of process").count(), 2, "{}", recorder_log(&env));
+}
