@@ -94,3 +94,61 @@ pub struct Recording {
 pub fn select<'a>(recordings: &'a [Recording], ctx: &ContainerContext) -> Option<&'a Recording> {
     recordings.iter().filter(|r| r.spec.selector.matches(ctx)).min_by(|a, b| a.name.cmp(&b.name))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::policy::load::{parse_documents, LoadError};
+
+    const HEAD: &str = "apiVersion: hardrun.dev/v1alpha1\nkind: Recording\nmetadata: {name: r}\n";
+
+    fn parse(spec: &str) -> Result<crate::policy::load::Documents, LoadError> {
+        parse_documents(Path::new("/p/r.yaml"), &format!("{HEAD}spec:\n{spec}"))
+    }
+
+    #[test]
+    fn a_recording_loads_with_its_defaults() {
+        let docs = parse("  output: web\n").unwrap();
+        assert_eq!(docs.recordings.len(), 1);
+        let r = &docs.recordings[0];
+        assert_eq!(r.name, "r");
+        assert_eq!(r.spec.merge, super::MergeMode::None);
+        assert_eq!(r.spec.on_recorder_failure, super::OnRecorderFailure::Kill);
+        assert_eq!(r.spec.timeout_seconds, super::DEFAULT_TIMEOUT_SECONDS);
+        assert!(r.hash.starts_with("sha256:"));
+        assert!(docs.policies.is_empty());
+    }
+
+    #[test]
+    fn invalid_recordings_are_errors() {
+        for (spec, want) in [
+            ("  output: ../x\n", "invalid recording name"),
+            ("  output: web\n  timeoutSeconds: 0\n", "timeoutSeconds"),
+            ("  output: web\n  timeoutSeconds: 4000\n", "timeoutSeconds"),
+            ("  output: web\n  merge: pods\n", "unknown variant"),
+            ("  output: web\n  onRecorderFailure: ignore\n", "unknown variant"),
+            ("  output: web\n  seccomp: {}\n", "unknown field"),
+            ("  merge: none\n", "missing field `output`"),
+        ] {
+            let e = parse(spec).err().unwrap_or_else(|| panic!("{spec} loaded"));
+            assert!(e.to_string().contains(want), "{spec}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_first_matching_recording_by_name_applies() {
+        let text = format!(
+            "{HEAD}spec: {{output: a}}\n---\napiVersion: hardrun.dev/v1alpha1\nkind: Recording\nmetadata: {{name: b}}\n\
+             spec: {{output: b, match: {{namespaces: [x]}}}}\n"
+        );
+        let docs = parse_documents(Path::new("/p/r.yaml"), &text).unwrap();
+        let mut ctx = crate::context::ContainerContext {
+            container_type: Some(crate::context::ContainerType::Container),
+            ..Default::default()
+        };
+        assert_eq!(super::select(&docs.recordings, &ctx).unwrap().name, "r");
+        ctx.container_type = Some(crate::context::ContainerType::Sandbox);
+        assert!(super::select(&docs.recordings, &ctx).is_none(), "sandboxes are not recorded by default");
+    }
+}

@@ -145,10 +145,13 @@ fn check_header(
         Some(k) => {
             let mut d = Diagnostic::new(
                 UNKNOWN_DOCUMENT,
-                format!("unknown kind {k:?} (expected {KIND_POLICY:?} or {KIND_EXEMPTION:?})"),
+                format!(
+                    "unknown kind {k:?} (expected {KIND_POLICY:?}, {KIND_EXEMPTION:?} or {:?})",
+                    crate::record::model::KIND_RECORDING
+                ),
                 at("/kind", true),
             );
-            if let Some(s) = closest(k, [KIND_POLICY, KIND_EXEMPTION]) {
+            if let Some(s) = closest(k, [KIND_POLICY, KIND_EXEMPTION, crate::record::model::KIND_RECORDING]) {
                 d = d.help(format!("did you mean `{s}`?"));
             }
             out.push(d);
