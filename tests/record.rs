@@ -501,3 +501,26 @@ fn calls_of_exec_processes_are_recorded_too() {
     assert!(calls.iter().any(|c| c == "symlink" || c == "symlinkat"), "{calls:?}");
     assert_eq!(recorder_log(&env).matches("receiving notifications of process").count(), 2, "{}", recorder_log(&env));
 }
+
+/// A container created and deleted without start never ran its process: nothing is
+/// written over the profile of earlier runs.
+#[test]
+fn a_container_that_never_started_does_not_replace_the_profile() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    env.write_policy("record.yaml", &recording_yaml("rec", "keep", "none", "kill"));
+    run(&env, &bundle(WORKLOAD), "keep1");
+    wait_recorded(&env, 1);
+    let path = recordings(&env).join("keep.json");
+    let before = std::fs::read(&path).unwrap();
+    let b = bundle("echo never");
+    let id = env.id("keep2");
+    let (created, _) = env.hardrun().args(["create", "--bundle"]).arg(b.path()).arg(&id).run_to_files();
+    assert_eq!(created.code, 0, "{created:?}");
+    env.delete(&id);
+    let recs = wait_recorded(&env, 2);
+    assert_eq!(recs[1]["recording"]["state"], "abandoned", "{recs:?}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}

@@ -93,7 +93,8 @@ pub fn arm(
         state: "armed".into(),
         ..Default::default()
     };
-    match start(config, &rec, &output, container_id) {
+    let namespace = eval.context.containerd_namespace.clone().unwrap_or_default();
+    match start(config, &rec, &output, container_id, &namespace) {
         Ok((socket, token)) => {
             let section = notify_section(&socket, &token, &Target::host());
             let op = PatchOp::set(&eval.result, "/linux/seccomp", section);
@@ -115,18 +116,21 @@ pub fn arm(
 }
 
 /// Creates the directories, binds the socket and spawns the recorder with it.
+/// `namespace` (containerd's, from runc's root) keeps two containers with one id in
+/// different roots apart.
 fn start(
     config: &NodeConfig,
     rec: &Recording,
     output: &str,
     container_id: Option<&str>,
+    namespace: &str,
 ) -> Result<(PathBuf, String), String> {
     let id = container_id.ok_or("no container id")?;
     let dir = recordings_dir(&config.state_dir);
     let run = dir.join("run");
     private_dir(&dir)?;
     private_dir(&run)?;
-    let key = &format!("{:x}", Sha256::digest(id.as_bytes()))[..16];
+    let key = &format!("{:x}", Sha256::digest(format!("{namespace}/{id}").as_bytes()))[..16];
     let socket = run.join(format!("{key}.sock"));
     // sun_path holds 108 bytes with the terminating NUL.
     if socket.as_os_str().len() > 107 {

@@ -509,6 +509,14 @@ impl<'a> Worker<'a> {
     /// Writes the profile (merging when asked) and the audit record; exit code.
     fn finish(mut self) -> i32 {
         let _ = std::fs::remove_file(&self.cfg.socket);
+        // No execve seen: runc init never got to the workload (a container created and
+        // deleted without start). Its few calls are not the workload's profile and
+        // must not replace one.
+        if !self.observed.syscalls.iter().any(|c| c == "execve" || c == "execveat") {
+            self.log.line("the container's process never started: nothing written");
+            audit_event(self.cfg, "abandoned", None, None, Some("the container's process never started".into()));
+            return 0;
+        }
         self.observed.containers.insert(self.cfg.container_id.clone());
         self.observed.runs = 1;
         let arches: Vec<&str> = self.cfg.arches.iter().map(String::as_str).collect();
