@@ -172,6 +172,26 @@ fn runtime_default_allowed() -> BTreeSet<String> {
         .collect()
 }
 
+/// Names as YAML comment lines of at most ~100 characters.
+fn comment_lines(names: &[&String]) -> String {
+    let mut out = String::new();
+    let mut line = String::from("#  ");
+    for n in names {
+        if line.len() + n.len() + 1 > 100 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("#  ");
+        }
+        line.push(' ');
+        line.push_str(n);
+    }
+    if line.len() > 3 {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
 fn harden(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
     let (path, _, o) = load(dir, name)?;
     let allowed = o.allowed();
@@ -180,19 +200,15 @@ fn harden(dir: &Path, name: &str) -> anyhow::Result<ExitCode> {
     let beyond: Vec<&String> = allowed.difference(&default_allowed).collect();
     let mut out = String::new();
     let _ = writeln!(out, "# Enforces recording {name}: {} calls allowed, everything else EPERM.", allowed.len());
-    let _ = writeln!(
-        out,
-        "# Compared with runtime/default it denies {} more calls: {}",
-        denied.len(),
-        denied.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
-    );
+    let _ = writeln!(out, "# Compared with runtime/default it denies {} more calls:", denied.len());
+    out.push_str(&comment_lines(&denied));
     if !beyond.is_empty() {
         let _ = writeln!(
             out,
-            "# It allows {} calls runtime/default denies (add `profile: runtime/default` in another policy to keep them denied): {}",
-            beyond.len(),
-            beyond.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")
+            "# It allows {} calls runtime/default denies (a policy with `profile: runtime/default` keeps them denied):",
+            beyond.len()
         );
+        out.push_str(&comment_lines(&beyond));
     }
     if o.incomplete {
         out.push_str("# WARNING: the recording is incomplete; record again before enforcing.\n");

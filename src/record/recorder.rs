@@ -43,8 +43,11 @@ pub const LISTEN_FD: RawFd = 3;
 pub const MAX_CONNECTIONS: usize = 64;
 /// The largest process-state message accepted from runc.
 pub const MAX_STATE_BYTES: usize = 64 * 1024;
-/// How long a connection may take to deliver its message.
-const CONNECTION_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a connection may take to deliver its message: at most 2 s, and a quarter
+/// of the stall timeout, so a slow client cannot make the worker look stalled.
+fn connection_timeout(cfg: &RecorderConfig) -> Duration {
+    Duration::from_millis((cfg.timeout_ms / 4).clamp(100, 2000))
+}
 /// How long the worker waits for runc's first connection.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -547,7 +550,7 @@ fn take_connection(cfg: &RecorderConfig, stream: &UnixStream, held: usize) -> Re
     if cred.uid() != 0 && cred.uid() != nix::unistd::getuid().as_raw() {
         return Err(format!("peer uid {} is not root", cred.uid()));
     }
-    stream.set_read_timeout(Some(CONNECTION_TIMEOUT)).map_err(|e| e.to_string())?;
+    stream.set_read_timeout(Some(connection_timeout(cfg))).map_err(|e| e.to_string())?;
     let (mut data, mut fds) = recv_with_fds(stream.as_raw_fd()).map_err(|e| e.to_string())?;
     let state = read_rest(stream, &mut data)?;
     if state.metadata != cfg.token {
