@@ -91,6 +91,8 @@ fn a_recorded_profile_has_the_workloads_calls_and_enforcing_it_denies_one_more()
     assert_eq!(create["recording"]["state"], "armed", "{create}");
     let recs = wait_recorded(&env, 1);
     assert_eq!(recs[0]["recording"]["state"], "written", "{recs:?}");
+    assert_eq!(recs[0]["context"], create["context"], "the recorder's record names the container like the create's");
+    assert_eq!(recs[0]["recording"]["profile"], recordings(&env).join("web.json").display().to_string());
 
     let path = recordings(&env).join("web.json");
     let calls = profile_calls(&path);

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use crate::audit::{Decision, RecordingEvent};
 use crate::config::NodeConfig;
+use crate::context::ContainerContext;
 use crate::enforce::seccomp::Target;
 use crate::pipeline::Evaluation;
 use crate::spec::PatchOp;
@@ -93,8 +94,7 @@ pub fn arm(
         state: "armed".into(),
         ..Default::default()
     };
-    let namespace = eval.context.containerd_namespace.clone().unwrap_or_default();
-    match start(config, &rec, &output, container_id, &namespace) {
+    match start(config, &rec, &output, container_id, &eval.context) {
         Ok((socket, token)) => {
             let section = notify_section(&socket, &token, &Target::host());
             let op = PatchOp::set(&eval.result, "/linux/seccomp", section);
@@ -116,15 +116,16 @@ pub fn arm(
 }
 
 /// Creates the directories, binds the socket and spawns the recorder with it.
-/// `namespace` (containerd's, from runc's root) keeps two containers with one id in
-/// different roots apart.
+/// The socket's name hashes containerd's namespace (from runc's root) with the id, so
+/// two containers with one id in different roots are kept apart.
 fn start(
     config: &NodeConfig,
     rec: &Recording,
     output: &str,
     container_id: Option<&str>,
-    namespace: &str,
+    context: &ContainerContext,
 ) -> Result<(PathBuf, String), String> {
+    let namespace = context.containerd_namespace.as_deref().unwrap_or_default();
     let id = container_id.ok_or("no container id")?;
     let dir = recordings_dir(&config.state_dir);
     let run = dir.join("run");
@@ -152,6 +153,7 @@ fn start(
         socket: socket.clone(),
         log: run.join(format!("{key}.log")),
         arches: Target::host().arches.iter().map(|a| (*a).to_owned()).collect(),
+        context: context.clone(),
     };
     spawn(&cfg, listener.as_raw_fd()).inspect_err(|_| {
         let _ = std::fs::remove_file(&socket);

@@ -15,7 +15,6 @@
 //! If both die, the kernel fails every notifying call with ENOSYS: the container
 //! does not hang, its calls fail.
 
-use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::{IoSliceMut, Read, Write};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
@@ -72,6 +71,9 @@ pub struct RecorderConfig {
     pub log: PathBuf,
     /// The architectures the profile's filter covers.
     pub arches: Vec<String>,
+    /// The container's context, for the recorder's audit records.
+    #[serde(default)]
+    pub context: crate::context::ContainerContext,
 }
 
 /// runc's `specs.ContainerProcessState` (the fields read; others are ignored).
@@ -670,6 +672,7 @@ fn audit_event(
 ) {
     let Ok(node) = NodeConfig::load_from_env() else { return };
     let mut r = Record::lifecycle("record", Some(&cfg.container_id));
+    r.context = cfg.context.clone();
     r.decision = if state == "failed" { Decision::FailedOpen } else { Decision::Allowed };
     if state == "failed" && cfg.on_failure == OnRecorderFailure::Kill {
         r.decision = Decision::Denied;
@@ -684,11 +687,6 @@ fn audit_event(
         message,
     });
     let _ = audit::append(&node.audit_log, &mut r, true);
-}
-
-/// Calls in `a` and not in `b` (for `profile diff`).
-pub fn only_in(a: &BTreeSet<String>, b: &BTreeSet<String>) -> Vec<String> {
-    a.difference(b).cloned().collect()
 }
 
 /// The recorder's argv: `hardrun __recorder` (the config travels in the environment,
