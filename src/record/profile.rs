@@ -402,6 +402,63 @@ mod tests {
         let _ = parsed;
     }
 
+    /// The written profile, read back as hardrun reads `localhost/` profiles, allows
+    /// exactly what was observed (argument rules included) and denies the rest.
+    #[test]
+    fn the_profile_allows_exactly_the_observation() {
+        use crate::enforce::seccomp::docker::{parse_value, Names, Reading};
+        use crate::enforce::seccomp::model::Action;
+        let mut o = obs(&["mkdir", "openat"]);
+        o.add(Some("SCMP_ARCH_X86_64"), Some("socket"), (0, 41), &[2, 1, 0, 0, 0, 0]);
+        o.add(Some("SCMP_ARCH_X86_64"), Some("clone"), (0, 56), &[0x1200011, 0, 0, 0, 0, 0]);
+        o.add(Some("SCMP_ARCH_X86_64"), Some("personality"), (0, 135), &[0, 0, 0, 0, 0, 0]);
+        let target = crate::enforce::seccomp::Target::for_tests();
+        let caps = BTreeSet::new();
+        let v = to_profile("t", &o, target.arches);
+        let p = parse_value(&v, &Reading { caps: &caps, target: &target, names: Names::Strict }).unwrap().profile;
+        let args = |a0: u64| [a0, 0, 0, 0, 0, 0];
+        assert_eq!(p.eval("mkdir", &args(0)), Action::Allow);
+        assert_eq!(p.eval("write", &args(0)), Action::Allow, "always allowed");
+        assert_eq!(p.eval("symlink", &args(0)), Action::Errno(1));
+        assert_eq!(p.eval("socket", &args(2)), Action::Allow);
+        assert_eq!(p.eval("socket", &args(10)), Action::Errno(1), "AF_INET6 was not seen");
+        assert_eq!(p.eval("clone", &args(0x1200011)), Action::Allow);
+        assert_eq!(p.eval("clone", &args(0x1000_0000)), Action::Errno(1), "CLONE_NEWUSER was not seen");
+        assert_eq!(p.eval("personality", &args(0)), Action::Allow);
+        assert_eq!(p.eval("personality", &args(0x0040_0000)), Action::Errno(1));
+    }
+
+    proptest::proptest! {
+        /// Merging is a union: order does not matter, and nothing observed is lost
+        /// (argument values up to the bound, then `overflow`).
+        #[test]
+        fn merge_is_a_commutative_union(
+            a in proptest::collection::vec((0usize..6, 0u64..40), 0..30),
+            b in proptest::collection::vec((0usize..6, 0u64..40), 0..30),
+        ) {
+            const NAMES: [&str; 6] = ["read", "socket", "mkdir", "clone", "personality", "uname"];
+            let build = |calls: &[(usize, u64)]| {
+                let mut o = Observed::default();
+                for (n, v) in calls {
+                    o.add(Some("SCMP_ARCH_X86_64"), Some(NAMES[*n]), (0, 0), &[*v, 0, 0, 0, 0, 0]);
+                }
+                o
+            };
+            let (oa, ob) = (build(&a), build(&b));
+            let mut ab = oa.clone();
+            ab.merge(&ob);
+            let mut ba = ob.clone();
+            ba.merge(&oa);
+            proptest::prop_assert_eq!(&ab.syscalls, &ba.syscalls);
+            proptest::prop_assert!(oa.syscalls.is_subset(&ab.syscalls) && ob.syscalls.is_subset(&ab.syscalls));
+            for (name, vals) in &ab.args {
+                proptest::prop_assert!(vals.values.len() <= MAX_ARG_VALUES);
+                let seen: BTreeSet<u64> = a.iter().chain(&b).filter(|(n, _)| NAMES[*n] == name).map(|(_, v)| *v).collect();
+                proptest::prop_assert!(vals.overflow || vals.values == seen);
+            }
+        }
+    }
+
     #[test]
     fn hostile_files_are_refused() {
         let dir = tempfile::tempdir().unwrap();
