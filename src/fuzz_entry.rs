@@ -38,7 +38,12 @@ pub fn argv(data: &[u8]) {
 pub fn policy(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(docs) = load::parse_documents(Path::new("fuzz.yaml"), text) {
-        let set = PolicySet { origin: Origin::Embedded, policies: docs.policies, exemptions: docs.exemptions };
+        let set = PolicySet {
+            origin: Origin::Embedded,
+            policies: docs.policies,
+            exemptions: docs.exemptions,
+            recordings: docs.recordings,
+        };
         let _ = crate::policy::lint::check_set(&set, &[]);
     }
 }
@@ -50,7 +55,12 @@ pub fn spec_patch(data: &[u8]) {
     let (policy, spec) = split_at_byte(data, 0);
     let Ok(text) = std::str::from_utf8(policy) else { return };
     let Ok(docs) = load::parse_documents(Path::new("fuzz.yaml"), text) else { return };
-    let set = PolicySet { origin: Origin::Embedded, policies: docs.policies, exemptions: docs.exemptions };
+    let set = PolicySet {
+        origin: Origin::Embedded,
+        policies: docs.policies,
+        exemptions: docs.exemptions,
+        recordings: docs.recordings,
+    };
     let Ok(value) = SpecFile::parse(Path::new("config.json"), spec) else { return };
     let context = ContainerContext::from_parts(&view::annotations(&value), Some("fuzz"), None, None);
     let Ok(eval) = crate::pipeline::evaluate(&set, &value, context, &Host::default()) else { return };

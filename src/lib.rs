@@ -18,6 +18,7 @@ pub mod fuzz_entry;
 pub mod hooks;
 pub mod pipeline;
 pub mod policy;
+pub mod record;
 pub mod runtime;
 pub mod sandbox;
 pub mod spec;

@@ -9,6 +9,7 @@ pub mod verify;
 mod writer;
 
 pub use record::{
-    Decision, ExecInfo, ImageRef, PolicyRef, Record, SignatureVerdict, UsernsAction, UsernsEvent, API_VERSION, GENESIS,
+    Decision, ExecInfo, ImageRef, PolicyRef, Record, RecordingEvent, SignatureVerdict, UsernsAction, UsernsEvent,
+    API_VERSION, GENESIS,
 };
 pub use writer::{append, line_hash, read_tail, rotated_path, AuditError, Tail, MAX_AUDIT_LINE};

@@ -71,6 +71,27 @@ pub struct ExecInfo {
     pub args: Vec<String>,
 }
 
+/// A seccomp profile recording's state (src/record/).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordingEvent {
+    /// The `kind: Recording` object.
+    pub recording: String,
+    /// The profile's name under `stateDir/recordings/`.
+    pub output: String,
+    /// `armed` (create), `not-started` (the recorder could not start; allowed),
+    /// `written`, `write-failed`, `failed` (the recorder died or stalled), `abandoned`
+    /// (runc never connected).
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// Calls the written profile allows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub syscalls: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
+
 /// One audit line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -115,6 +136,10 @@ pub struct Record {
     pub patch: Patch,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exec: Option<ExecInfo>,
+    /// Seccomp profile recording: armed at create (command `create`), the recorder's
+    /// outcome (command `record`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingEvent>,
     /// hardrun's own time for this decision, microseconds.
     pub duration_us: u64,
     /// A user namespace block allocated, joined, released or reclaimed.
@@ -176,6 +201,7 @@ impl Record {
             findings: Vec::new(),
             patch: Patch::default(),
             exec: None,
+            recording: None,
             duration_us: 0,
             userns: None,
         }

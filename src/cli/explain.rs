@@ -87,6 +87,7 @@ fn json(eval: &Evaluation) -> serde_json::Value {
         "findings": eval.plan.findings,
         "patch": eval.patch,
         "exemptions": eval.exemptions,
+        "recording": eval.recording.as_ref().map(|r| &r.name),
         "spec": eval.result,
     })
 }
@@ -105,6 +106,16 @@ fn text(eval: &Evaluation) -> anyhow::Result<String> {
     }
     for e in &eval.exemptions {
         writeln!(s, "exemption: {} ({}, {})", e.name, e.source, e.hash)?;
+    }
+    if let Some(r) = &eval.recording {
+        // The recording filter is set at create (it needs the recorder's socket), so
+        // the patch and spec below do not show it.
+        writeln!(
+            s,
+            "recording: {} ({}): at create, linux.seccomp becomes the recording filter",
+            r.name,
+            r.source.display()
+        )?;
     }
     for f in &eval.plan.findings {
         let action = serde_json::to_value(f.action)?;

@@ -6,6 +6,7 @@ mod explain;
 mod explain_selector;
 mod hook;
 mod lint;
+mod profile;
 mod schema;
 
 use std::ffi::OsString;
@@ -14,7 +15,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// The first arguments that select tool mode. Everything else is a runc command line.
-pub const TOOL_COMMANDS: &[&str] = &["audit", "explain", "hook", "lint", "schema", "version", "help", "--help", "-h"];
+pub const TOOL_COMMANDS: &[&str] =
+    &["audit", "explain", "hook", "lint", "profile", "schema", "version", "help", "--help", "-h", "__recorder"];
 
 /// Whether argv (without argv[0]) is a hardrun tool command rather than runc's.
 pub fn is_tool_command(args: &[OsString]) -> bool {
@@ -47,10 +49,15 @@ enum Tool {
     Hook(hook::HookArgs),
     /// Check policy files: schema, references, conflicts, dangerous grants, permissions
     Lint(lint::LintArgs),
+    /// Recorded seccomp profiles: list, show, diff, merge, harden
+    Profile(profile::ProfileArgs),
     /// Print the JSON Schema of a policy document (for editors' YAML language server)
     Schema(schema::SchemaArgs),
     /// Print hardrun's version and the runc it would run
     Version,
+    /// The seccomp recorder hardrun starts for a recorded container (internal)
+    #[command(name = "__recorder", hide = true)]
+    Recorder,
 }
 
 /// Runs a tool command; returns the process exit code.
@@ -69,7 +76,9 @@ pub fn run(args: &[OsString]) -> ExitCode {
         Tool::Hook(a) => hook::run(&a),
         Tool::Lint(a) => lint::run(&a),
         Tool::Schema(a) => schema::run(&a),
+        Tool::Profile(a) => profile::run(&a),
         Tool::Version => version(),
+        Tool::Recorder => return crate::record::recorder::main(),
     };
     result.unwrap_or_else(|e| {
         eprintln!("hardrun: {e:#}");

@@ -69,6 +69,8 @@ pub struct Evaluation {
     pub result: Value,
     /// The user namespace work `create` still has to do (allocate or join).
     pub userns: Option<enforce::userns::Intent>,
+    /// The `kind: Recording` that selects the container (src/record/).
+    pub recording: Option<crate::record::Recording>,
 }
 
 impl Evaluation {
@@ -101,7 +103,8 @@ pub fn evaluate(
     if decision == Decision::Mutated {
         patch.apply(&mut result)?;
     }
-    Ok(Evaluation { context, policies: refs, exemptions, settings, plan, patch, decision, result, userns })
+    let recording = crate::record::model::select(&policies.recordings, &context).cloned();
+    Ok(Evaluation { context, policies: refs, exemptions, settings, plan, patch, decision, result, userns, recording })
 }
 
 /// The decision for a mode and what the controls found: in enforce mode a denial
@@ -193,6 +196,10 @@ pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
     let prepared = userns::prepare(config, req, &bundle, &spec.value, &mut eval);
     for mut reclaimed in prepared.reclaimed.iter().cloned() {
         let _ = audit::append(&config.audit_log, &mut reclaimed, false);
+    }
+    match crate::record::arm(config, &mut eval, req.container_id) {
+        Ok(armed) => record.recording = armed,
+        Err(reason) => return deny_unevaluated(config, record, started, reason),
     }
     tracing::debug!(decision = ?eval.decision, policies = eval.policies.len(), "evaluated");
     crate::faults::crash_point("create.evaluated");

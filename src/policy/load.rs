@@ -12,6 +12,7 @@ use thiserror::Error;
 
 use super::model::{ExemptionDoc, ExemptionSpec, PolicyDoc, PolicySpec, API_VERSION, KIND_EXEMPTION, KIND_POLICY};
 use crate::fsutil::{self, ReadError};
+use crate::record::model::{Recording, RecordingDoc, KIND_RECORDING};
 
 /// A policy file beyond this is a mistake or an attack, not a policy.
 pub const MAX_POLICY_FILE_BYTES: u64 = 1024 * 1024;
@@ -83,6 +84,8 @@ pub struct PolicySet {
     pub origin: Origin,
     pub policies: Vec<Policy>,
     pub exemptions: Vec<Exemption>,
+    /// `kind: Recording` objects (src/record/).
+    pub recordings: Vec<Recording>,
 }
 
 impl PolicySet {
@@ -97,7 +100,12 @@ impl PolicySet {
 
     pub fn embedded() -> Result<Self, LoadError> {
         let docs = parse_documents(Path::new(EMBEDDED_BASELINE_SOURCE), EMBEDDED_BASELINE)?;
-        Ok(PolicySet { origin: Origin::Embedded, policies: docs.policies, exemptions: docs.exemptions })
+        Ok(PolicySet {
+            origin: Origin::Embedded,
+            policies: docs.policies,
+            exemptions: docs.exemptions,
+            recordings: docs.recordings,
+        })
     }
 
     pub fn load_dir(dir: &Path) -> Result<Self, LoadError> {
@@ -116,7 +124,8 @@ impl PolicySet {
             let docs = parse_documents(path, &text)?;
             all.policies.extend(docs.policies);
             all.exemptions.extend(docs.exemptions);
-            if all.policies.len() + all.exemptions.len() > MAX_POLICIES {
+            all.recordings.extend(docs.recordings);
+            if all.policies.len() + all.exemptions.len() + all.recordings.len() > MAX_POLICIES {
                 return Err(LoadError::TooManyPolicies);
             }
         }
@@ -124,9 +133,15 @@ impl PolicySet {
             .policies
             .iter()
             .map(|p| (&p.name, &p.source))
-            .chain(all.exemptions.iter().map(|e| (&e.name, &e.source)));
+            .chain(all.exemptions.iter().map(|e| (&e.name, &e.source)))
+            .chain(all.recordings.iter().map(|r| (&r.name, &r.source)));
         check_unique_names(names)?;
-        Ok(PolicySet { origin: Origin::Embedded, policies: all.policies, exemptions: all.exemptions })
+        Ok(PolicySet {
+            origin: Origin::Embedded,
+            policies: all.policies,
+            exemptions: all.exemptions,
+            recordings: all.recordings,
+        })
     }
 }
 
@@ -174,6 +189,7 @@ fn yaml_error(path: &Path, e: &serde_yaml::Error) -> LoadError {
 pub struct Documents {
     pub policies: Vec<Policy>,
     pub exemptions: Vec<Exemption>,
+    pub recordings: Vec<Recording>,
 }
 
 /// Parses every document of one file. Empty documents (a trailing `---`) are skipped.
@@ -191,6 +207,11 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Documents, LoadError> 
             doc.spec.seccomp.resolve_paths(path.parent().unwrap_or(Path::new("/")));
             let hash = content_hash(&doc);
             out.policies.push(Policy { name: doc.metadata.name, source: path.to_owned(), hash, spec: doc.spec });
+        } else if kind == KIND_RECORDING {
+            let doc: RecordingDoc = typed(path, text, i, value)?;
+            doc.spec.validate().map_err(|message| LoadError::Invalid { path: path.to_owned(), doc: i + 1, message })?;
+            let hash = content_hash(&doc);
+            out.recordings.push(Recording { name: doc.metadata.name, source: path.to_owned(), hash, spec: doc.spec });
         } else {
             let doc: ExemptionDoc = typed(path, text, i, value)?;
             let hash = content_hash(&doc);
@@ -240,7 +261,12 @@ fn check_header(path: &Path, doc: usize, value: &serde_yaml::Value) -> Result<&'
     let kind = match field("kind") {
         Some(k) if k == KIND_POLICY => KIND_POLICY,
         Some(k) if k == KIND_EXEMPTION => KIND_EXEMPTION,
-        Some(k) => return Err(invalid(format!("unknown kind {k:?} (expected {KIND_POLICY:?} or {KIND_EXEMPTION:?})"))),
+        Some(k) if k == KIND_RECORDING => KIND_RECORDING,
+        Some(k) => {
+            return Err(invalid(format!(
+                "unknown kind {k:?} (expected {KIND_POLICY:?}, {KIND_EXEMPTION:?} or {KIND_RECORDING:?})"
+            )))
+        }
         None => return Err(invalid("missing kind".into())),
     };
     let name = value.get("metadata").and_then(|m| m.get("name")).and_then(serde_yaml::Value::as_str);

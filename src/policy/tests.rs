@@ -36,7 +36,7 @@ fn multi_document_and_selection() {
     .unwrap();
     assert_eq!(ps.len(), 2);
     assert!(ps[0].hash.starts_with("sha256:") && ps[0].hash != ps[1].hash);
-    let set = PolicySet { origin: Origin::Embedded, policies: ps, exemptions: vec![] };
+    let set = PolicySet { origin: Origin::Embedded, policies: ps, exemptions: vec![], recordings: vec![] };
     // A plain container (no namespace) gets only the policy that does not need one.
     let plain = set.select(&ctx(None, None));
     assert_eq!(plain.matched.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["b"]);
@@ -323,7 +323,7 @@ fn exemptions_load_and_select() {
     let text = "apiVersion: hardrun.dev/v1alpha1\nkind: Exemption\nmetadata: {name: cni}\nspec:\n  match: {namespaces: [kube-system]}\n  rules: ['namespaces.host-*']\n  reason: CNI pods need the host network\n";
     let docs = load::parse_documents(Path::new("/p/x.yaml"), text).unwrap();
     assert_eq!(docs.exemptions.len(), 1);
-    let set = PolicySet { origin: Origin::Embedded, policies: vec![], exemptions: docs.exemptions };
+    let set = PolicySet { origin: Origin::Embedded, policies: vec![], exemptions: docs.exemptions, recordings: vec![] };
     let sel = set.select(&ctx(Some("kube-system"), None));
     assert_eq!(sel.exemption_for("namespaces.host-network").map(|e| e.name.as_str()), Some("cni"));
     assert!(sel.exemption_for("privileged").is_none());

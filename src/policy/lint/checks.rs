@@ -93,6 +93,10 @@ pub fn check(set: &PolicySet, opts: &Options) -> Vec<Diagnostic> {
         exemption(e, &mut out);
         matches_nothing(&e.name, &e.source, &e.spec.selector, classes.as_ref(), &mut out);
     }
+    for r in &set.recordings {
+        matches_nothing(&r.name, &r.source, &r.spec.selector, classes.as_ref(), &mut out);
+    }
+    super::recording::check(set, &mut out);
     apparmor_conflicts(set, &mut out);
     out
 }
@@ -100,8 +104,12 @@ pub fn check(set: &PolicySet, opts: &Options) -> Vec<Diagnostic> {
 // ---------------------------------------------------------------- names
 
 fn duplicate_names(set: &PolicySet, out: &mut Vec<Diagnostic>) {
-    let docs =
-        set.policies.iter().map(|p| (&p.name, &p.source)).chain(set.exemptions.iter().map(|e| (&e.name, &e.source)));
+    let docs = set
+        .policies
+        .iter()
+        .map(|p| (&p.name, &p.source))
+        .chain(set.exemptions.iter().map(|e| (&e.name, &e.source)))
+        .chain(set.recordings.iter().map(|r| (&r.name, &r.source)));
     // name → (file, occurrence within that file) of each document using it.
     let mut seen: BTreeMap<&str, Vec<(&PathBuf, usize)>> = BTreeMap::new();
     for (name, file) in docs {

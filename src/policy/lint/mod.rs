@@ -12,6 +12,7 @@
 mod checks;
 mod overlap;
 mod perms;
+mod recording;
 pub mod render;
 pub mod schema;
 mod schema_check;
@@ -90,6 +91,7 @@ rules! {
     INSECURE_PERMISSIONS = "HR020", "insecure-permissions", Error, "A policy file or directory that someone other than root can change (error for the node's policy dir, warning elsewhere).";
     UNREADABLE_INPUT = "HR021", "unreadable-input", Error, "A path that cannot be read, a file over the size limit, or more files or documents than a node loads.";
     HOOK_DEFINITION = "HR022", "hook-definition", Error, "A hook definition a policy names is missing, untrusted (hook binary or file writable by others, not root-owned) or malformed; or a definition in the hook directories is.";
+    RECORDING_IN_ENFORCE = "HR023", "recording-in-enforce", Warning, "A Recording (seccomp profile recording) that can select containers an enforce-mode policy selects.";
     USERNS_WITHOUT_SANDBOX = "HR030", "userns-without-sandbox", Warning, "userNamespace.mode: pod on a policy that selects a pod's app containers but not its sandbox: they have no pod user namespace to join and are denied.";
 }
 
@@ -303,7 +305,12 @@ pub fn lint_sources(sources: &[(PathBuf, String)], opts: &Options) -> Report {
 }
 
 fn lint_texts(sources: &[(PathBuf, String)], opts: &Options, report: &mut Report) {
-    let mut set = PolicySet { origin: load::Origin::Embedded, policies: Vec::new(), exemptions: Vec::new() };
+    let mut set = PolicySet {
+        origin: load::Origin::Embedded,
+        policies: Vec::new(),
+        exemptions: Vec::new(),
+        recordings: Vec::new(),
+    };
     let mut spans = HashMap::new();
     for (path, text) in sources {
         let map = SpanMap::parse(text);
@@ -315,6 +322,7 @@ fn lint_texts(sources: &[(PathBuf, String)], opts: &Options, report: &mut Report
                 Ok(docs) => {
                     set.policies.extend(docs.policies);
                     set.exemptions.extend(docs.exemptions);
+                    set.recordings.extend(docs.recordings);
                 }
                 Err(e) => report.diagnostics.push(loader_disagrees(path, &e)),
             }

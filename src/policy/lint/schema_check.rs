@@ -83,6 +83,8 @@ pub fn check_file(path: &Path, text: &str, spans: &SpanMap, out: &mut Vec<Diagno
         let mut reader = DocReader { file: path, index: i, spans: doc, out: &mut *out };
         if kind == KIND_POLICY {
             reader.read::<PolicyDoc>(value);
+        } else if kind == crate::record::model::KIND_RECORDING {
+            reader.read::<crate::record::model::RecordingDoc>(value);
         } else {
             reader.read::<ExemptionDoc>(value);
         }
@@ -139,13 +141,17 @@ fn check_header(
     let kind = match field("kind") {
         Some(KIND_POLICY) => Some(KIND_POLICY),
         Some(KIND_EXEMPTION) => Some(KIND_EXEMPTION),
+        Some(crate::record::model::KIND_RECORDING) => Some(crate::record::model::KIND_RECORDING),
         Some(k) => {
             let mut d = Diagnostic::new(
                 UNKNOWN_DOCUMENT,
-                format!("unknown kind {k:?} (expected {KIND_POLICY:?} or {KIND_EXEMPTION:?})"),
+                format!(
+                    "unknown kind {k:?} (expected {KIND_POLICY:?}, {KIND_EXEMPTION:?} or {:?})",
+                    crate::record::model::KIND_RECORDING
+                ),
                 at("/kind", true),
             );
-            if let Some(s) = closest(k, [KIND_POLICY, KIND_EXEMPTION]) {
+            if let Some(s) = closest(k, [KIND_POLICY, KIND_EXEMPTION, crate::record::model::KIND_RECORDING]) {
                 d = d.help(format!("did you mean `{s}`?"));
             }
             out.push(d);
