@@ -12,6 +12,7 @@ pub mod context;
 pub mod enforce;
 pub mod fsutil;
 pub mod hooks;
+pub mod install;
 pub mod pipeline;
 pub mod policy;
 pub mod runtime;
