@@ -4,6 +4,8 @@
 //! containers (/proc/self/status), from CRI errors and statuses, and from the audit log.
 
 mod common;
+#[path = "common/configmap.rs"]
+mod configmap;
 #[path = "common/cri.rs"]
 mod cri;
 
@@ -21,6 +23,7 @@ struct Node {
     _registry: Registry,
     images: Images,
     audit_log: PathBuf,
+    policy_dir: PathBuf,
     dir: tempfile::TempDir,
 }
 
@@ -57,7 +60,7 @@ impl Node {
         let containerd = Containerd::start(d, &config, &[("HARDRUN_CONFIG", &node_config)]);
         let cri = Cri::connect(&containerd.socket);
         cri.pull(&images.busybox);
-        Node { cri, containerd, _registry: registry, images, audit_log, dir }
+        Node { cri, containerd, _registry: registry, images, audit_log, policy_dir, dir }
     }
 
     fn log_dir(&self, pod: &str) -> PathBuf {
@@ -192,4 +195,56 @@ fn a_denied_sandbox_fails_run_pod_sandbox() {
     assert!(err.message().contains("hardrun: container denied by policy"), "{}", err.message());
     let records = node.audit();
     assert!(records.iter().any(|r| r["context"]["podName"] == "refused" && r["decision"] == "denied"), "{records:#?}");
+}
+
+/// Policies delivered as a ConfigMap volume, swapped by the kubelet's atomic `..data`
+/// rename while containerd runs: a broken version refuses new containers with the lint
+/// message (and says so in the audit log); the fixed version is in force for the next
+/// container. Nothing restarts.
+#[test]
+fn configmap_policy_swaps_reach_the_next_container_and_a_broken_set_fails_closed() {
+    if !common::prerequisites_met() || !cri::prerequisites_met() {
+        return;
+    }
+    let node = Node::start(&[]);
+    let volume = configmap::ConfigMapVolume::new(&node.policy_dir);
+    let good = [shipped_baseline(), HOST_NETWORK_EXEMPTION];
+    volume.publish(&good);
+
+    let (pod, _, status) = status_pod(&node, "cm", "hardrun");
+    assert_eq!(status["NoNewPrivs"], "1");
+    assert_eq!(status_mask(&status, "CapEff"), baseline_caps());
+
+    // A version with an unknown field in one file.
+    let broken = (
+        "broken.yaml",
+        "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: broken\nspec:\n  noNewPrivilege: true\n",
+    );
+    volume.publish(&[good[0], good[1], broken]);
+    let sandbox = pod_config("cm", &node.log_dir("cm"));
+    let script = "cat /proc/self/status; echo ==done; exec sleep 600";
+    let refused =
+        node.cri.create(&pod, &sandbox, container_config("during", &node.images.busybox, script, &[])).unwrap();
+    let err = node.cri.start(&refused).expect_err("a broken policy set refuses new containers");
+    assert!(
+        err.message().contains("policy set rejected") && err.message().contains("noNewPrivilege"),
+        "{}",
+        err.message()
+    );
+    let new_pod = pod_config("cm-new", &node.log_dir("cm-new"));
+    assert!(node.cri.run_pod(&new_pod, "hardrun").is_err(), "sandboxes are refused too");
+    let denied: Vec<Value> = node
+        .audit()
+        .into_iter()
+        .filter(|r| r["decision"] == "denied" && r["reason"].as_str().is_some_and(|m| m.contains("noNewPrivilege")))
+        .collect();
+    assert!(!denied.is_empty(), "the refusal is audited");
+
+    // Fixed: the next container starts under the new version.
+    volume.publish(&good);
+    let fixed = node.cri.create(&pod, &sandbox, container_config("after", &node.images.busybox, script, &[])).unwrap();
+    node.cri.start(&fixed).unwrap_or_else(|e| panic!("after the fix: {e}"));
+    let text = wait_for_log(&node.log_dir("cm").join("after.log"), "==done");
+    assert_eq!(status_mask(&proc_status(&text), "CapEff"), baseline_caps());
+    node.cri.stop_and_remove_pod(&pod);
 }

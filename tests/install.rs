@@ -197,3 +197,30 @@ fn containerd_only_with_a_prefix_writes_only_the_config() {
     let config = std::fs::read_to_string(node.containerd_config()).unwrap();
     assert!(config.contains("BinaryName = \"/opt/hardrun/bin/hardrun\""));
 }
+
+#[test]
+fn a_linked_config_is_edited_where_it_points_and_hostile_files_are_refused() {
+    let node = Node::with_containerd_config(V2_DEFAULT);
+    let real = node.path("etc/containerd/managed.toml");
+    std::fs::rename(node.containerd_config(), &real).unwrap();
+    std::os::unix::fs::symlink("managed.toml", node.containerd_config()).unwrap();
+    ok(&node.install(&["--containerd-only"]));
+    assert_eq!(std::fs::read_link(node.containerd_config()).unwrap(), Path::new("managed.toml"), "the link stays");
+    assert!(std::fs::read_to_string(&real).unwrap().contains("runtimes.hardrun]"));
+    assert_eq!(std::fs::read_to_string(node.path("etc/containerd/managed.toml.hardrun.bak")).unwrap(), V2_DEFAULT);
+
+    // Not UTF-8, too large, a directory: refused, untouched.
+    for (name, setup) in [
+        ("binary", Box::new(|p: &Path| std::fs::write(p, b"version = 2\n\xff\xfe\n").unwrap()) as Box<dyn Fn(&Path)>),
+        ("huge", Box::new(|p: &Path| std::fs::write(p, "#".repeat(5 * 1024 * 1024)).unwrap())),
+        ("dir", Box::new(|p: &Path| std::fs::create_dir(p).unwrap())),
+    ] {
+        let node = Node::with_containerd_config("");
+        std::fs::remove_file(node.containerd_config()).unwrap();
+        setup(&node.containerd_config());
+        let before = node.snapshot();
+        let err = refused(&node.install(&[]));
+        assert!(err.contains("config.toml"), "{name}: {err}");
+        assert_eq!(node.snapshot(), before, "{name}");
+    }
+}

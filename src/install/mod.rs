@@ -18,6 +18,8 @@ use files::FileAction;
 pub const DEFAULT_HANDLER: &str = "hardrun";
 pub const DEFAULT_CONTAINERD_CONFIG: &str = "/etc/containerd/config.toml";
 pub const DEFAULT_PREFIX: &str = "/usr/local";
+/// containerd configs are a few hundred lines; anything near this is not one.
+pub const MAX_CONTAINERD_CONFIG_BYTES: u64 = 4 * 1024 * 1024;
 /// Suffix of the copy of the containerd config taken before each change.
 pub const BACKUP_SUFFIX: &str = ".hardrun.bak";
 
@@ -186,13 +188,10 @@ impl Options {
 pub fn run(opts: &Options) -> Result<Report, InstallError> {
     opts.validate()?;
     let config_path = opts.containerd_config_path();
-    let original = match std::fs::read_to_string(&config_path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Err(InstallError::NoContainerdConfig(config_path));
-        }
-        Err(source) => return Err(InstallError::Io { path: config_path, source }),
-    };
+    let original = read_containerd_config(&config_path)?;
+    // A config that is a link (configuration management) is edited where it points,
+    // so the link stays.
+    let config_path = std::fs::canonicalize(&config_path).unwrap_or(config_path);
     let handlers = opts.handlers();
     let edit = if opts.uninstall {
         containerd::unconfigure(&original, &handlers)
@@ -228,6 +227,25 @@ pub fn run(opts: &Options) -> Result<Report, InstallError> {
         ));
     }
     Ok(report)
+}
+
+/// containerd's config as text: a regular file, UTF-8, at most MAX_CONTAINERD_CONFIG_BYTES.
+fn read_containerd_config(path: &Path) -> Result<String, InstallError> {
+    let bytes = match crate::fsutil::read_capped(path, MAX_CONTAINERD_CONFIG_BYTES) {
+        Ok(b) => b,
+        Err(crate::fsutil::ReadError::Io(e)) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(InstallError::NoContainerdConfig(path.to_owned()));
+        }
+        Err(crate::fsutil::ReadError::Io(source)) => return Err(InstallError::Io { path: path.to_owned(), source }),
+        Err(crate::fsutil::ReadError::TooLarge) => {
+            let source = std::io::Error::other(format!("larger than {MAX_CONTAINERD_CONFIG_BYTES} bytes"));
+            return Err(InstallError::Io { path: path.to_owned(), source });
+        }
+    };
+    String::from_utf8(bytes).map_err(|e| InstallError::Containerd {
+        path: path.to_owned(),
+        source: ContainerdError::Malformed(format!("not UTF-8: {e}")),
+    })
 }
 
 fn install_files(opts: &Options, actions: &[FileAction], report: &mut Report) -> Result<(), InstallError> {
