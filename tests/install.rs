@@ -224,3 +224,18 @@ fn a_linked_config_is_edited_where_it_points_and_hostile_files_are_refused() {
         assert_eq!(node.snapshot(), before, "{name}");
     }
 }
+
+#[test]
+fn uninstalling_one_handler_keeps_the_binary_the_others_run() {
+    let node = Node::with_containerd_config(V2_DEFAULT);
+    ok(&node.install(&["--handler", "hardrun", "--handler", "hardrun-gpu"]));
+    let out = ok(&node.install(&["--handler", "hardrun-gpu", "--uninstall"]));
+    assert!(out.contains("binary kept"), "{out}");
+    assert!(node.path("usr/local/bin/hardrun").is_file());
+    assert!(std::fs::symlink_metadata(node.path("usr/local/bin/hardrun-gpu")).is_err());
+    let config = std::fs::read_to_string(node.containerd_config()).unwrap();
+    assert!(config.contains("runtimes.hardrun]") && !config.contains("hardrun-gpu"), "{config}");
+    ok(&node.install(&["--uninstall"]));
+    assert!(!node.path("usr/local/bin/hardrun").exists());
+    assert_eq!(std::fs::read_to_string(node.containerd_config()).unwrap(), V2_DEFAULT);
+}

@@ -170,6 +170,18 @@ pub fn unconfigure(text: &str, handlers: &[Handler]) -> Result<(String, Vec<Chan
     Ok((doc.to_string(), changes))
 }
 
+/// The `BinaryName` of every handler in the config (for `--uninstall`: the binary
+/// stays while a handler still runs it).
+pub fn binary_names(text: &str) -> Result<Vec<String>, ContainerdError> {
+    let mut doc = parse(text)?;
+    let cri = cri_plugin(&doc)?;
+    let containerd = containerd_table(&mut doc, cri)?;
+    let Some(runtimes) = containerd.get("runtimes").and_then(Item::as_table) else {
+        return Ok(Vec::new());
+    };
+    Ok(runtimes.iter().filter_map(|(_, h)| h.as_table().and_then(binary_name)).map(str::to_owned).collect())
+}
+
 /// containerd's `default_runtime_name` (runc when unset).
 fn default_runtime(containerd: &Table) -> String {
     containerd.get("default_runtime_name").and_then(Item::as_str).unwrap_or("runc").to_owned()

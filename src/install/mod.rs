@@ -203,7 +203,14 @@ pub fn run(opts: &Options) -> Result<Report, InstallError> {
     report.diff = files::unified_diff(&original, &edited, &config_path);
     let actions = if opts.containerd_only { Vec::new() } else { opts.file_actions() };
     if opts.uninstall {
-        uninstall_files(opts, &actions, &mut report)?;
+        let still_used = containerd::binary_names(&edited)
+            .map_err(|source| InstallError::Containerd { path: config_path.clone(), source })?
+            .into_iter()
+            .map(PathBuf::from)
+            .filter(|b| b.parent() == Some(opts.bin_dir().as_path()))
+            .filter(|b| b.file_name().and_then(|n| n.to_str()).is_some_and(|n| check_handler_name(n).is_ok()))
+            .collect::<Vec<_>>();
+        uninstall_files(opts, &actions, still_used.is_empty(), &mut report)?;
     } else {
         install_files(opts, &actions, &mut report)?;
     }
@@ -260,10 +267,19 @@ fn install_files(opts: &Options, actions: &[FileAction], report: &mut Report) ->
     Ok(())
 }
 
-/// Removes the binary and links; the node config, policies and hooks are the
-/// operator's and stay.
-fn uninstall_files(opts: &Options, actions: &[FileAction], report: &mut Report) -> Result<(), InstallError> {
+/// Removes the links and, unless a remaining handler still runs it, the binary; the
+/// node config, policies and hooks are the operator's and stay.
+fn uninstall_files(
+    opts: &Options,
+    actions: &[FileAction],
+    remove_binary: bool,
+    report: &mut Report,
+) -> Result<(), InstallError> {
     for a in actions {
+        if !remove_binary && matches!(a, FileAction::Binary { .. }) {
+            report.steps.push("binary kept: other hardrun handlers still run it".to_owned());
+            continue;
+        }
         if let Some(line) = a.remove(opts.dry_run)? {
             report.steps.push(line);
         }
