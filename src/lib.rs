@@ -16,6 +16,7 @@ pub mod fsutil;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod hooks;
+pub mod install;
 pub mod pipeline;
 pub mod policy;
 pub mod record;

@@ -5,6 +5,7 @@ mod audit;
 mod explain;
 mod explain_selector;
 mod hook;
+mod install;
 mod lint;
 mod profile;
 mod schema;
@@ -15,8 +16,20 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// The first arguments that select tool mode. Everything else is a runc command line.
-pub const TOOL_COMMANDS: &[&str] =
-    &["audit", "explain", "hook", "lint", "profile", "schema", "version", "help", "--help", "-h", "__recorder"];
+pub const TOOL_COMMANDS: &[&str] = &[
+    "audit",
+    "explain",
+    "hook",
+    "install",
+    "lint",
+    "profile",
+    "schema",
+    "version",
+    "help",
+    "--help",
+    "-h",
+    "__recorder",
+];
 
 /// Whether argv (without argv[0]) is a hardrun tool command rather than runc's.
 pub fn is_tool_command(args: &[OsString]) -> bool {
@@ -47,6 +60,8 @@ enum Tool {
     Explain(explain::ExplainArgs),
     /// OCI hook entry points (runc runs these; see hooks/)
     Hook(hook::HookArgs),
+    /// Install hardrun on this node: binary, node config, policies, containerd runtime handlers
+    Install(install::InstallArgs),
     /// Check policy files: schema, references, conflicts, dangerous grants, permissions
     Lint(lint::LintArgs),
     /// Recorded seccomp profiles: list, show, diff, merge, harden
@@ -74,6 +89,7 @@ pub fn run(args: &[OsString]) -> ExitCode {
         Tool::Audit(a) => audit::run(&a),
         Tool::Explain(a) => explain::run(&a),
         Tool::Hook(a) => hook::run(&a),
+        Tool::Install(a) => install::run(&a),
         Tool::Lint(a) => lint::run(&a),
         Tool::Schema(a) => schema::run(&a),
         Tool::Profile(a) => profile::run(&a),

@@ -1,6 +1,7 @@
 //! Reading policies: every `*.yaml`/`*.yml` file of the policy directory (names
-//! starting with `.` skipped, so a Kubernetes ConfigMap's `..data` is read only
-//! through its symlinks), each file holding any number of YAML documents. No
+//! starting with `.` skipped), each file holding any number of YAML documents. A
+//! Kubernetes ConfigMap volume is read from the directory its `..data` link names,
+//! resolved once, so an update is seen whole or not at all. No
 //! directory: the embedded baseline. Any error rejects the whole set (fail closed).
 
 use std::collections::BTreeMap;
@@ -89,13 +90,43 @@ pub struct PolicySet {
 }
 
 impl PolicySet {
-    /// The node's policies: `dir` when it exists, else the embedded baseline.
+    /// The node's policies: `dir` when it exists, else the embedded baseline. A
+    /// dangling link at `dir` is an error, not "no policies": it is what a policy
+    /// directory delivered by a pod that is gone looks like.
     pub fn load(dir: &Path) -> Result<Self, LoadError> {
         match std::fs::metadata(dir) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Self::embedded(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && std::fs::symlink_metadata(dir).is_err() => {
+                Self::embedded()
+            }
             Err(source) => Err(LoadError::ReadDir { path: dir.to_owned(), source }),
-            Ok(_) => Self::load_dir(dir),
+            Ok(_) => Self::load_snapshot(dir),
         }
+    }
+
+    /// A Kubernetes ConfigMap volume swaps its files at once by re-pointing its
+    /// `..data` link at a new timestamped directory, then deletes the old one. Reading
+    /// through the per-file links could mix two versions; reading the directory `..data`
+    /// named once cannot. A swap during the read may have deleted that directory under
+    /// it (some files, or none, read): then the read is repeated on the new version,
+    /// and a set still changing after that is an error, never a partial set.
+    fn load_snapshot(dir: &Path) -> Result<Self, LoadError> {
+        const ATTEMPTS: usize = 5;
+        let mut snapshot = configmap_snapshot(dir)?;
+        for _ in 0..ATTEMPTS {
+            let result = Self::load_dir(&snapshot);
+            if snapshot == dir {
+                return result;
+            }
+            let now = configmap_snapshot(dir)?;
+            if now == snapshot {
+                return result;
+            }
+            snapshot = now;
+        }
+        Err(LoadError::ReadDir {
+            path: dir.to_owned(),
+            source: std::io::Error::other(format!("{CONFIGMAP_DATA} changed during each of {ATTEMPTS} reads")),
+        })
     }
 
     pub fn embedded() -> Result<Self, LoadError> {
@@ -142,6 +173,34 @@ impl PolicySet {
             exemptions: all.exemptions,
             recordings: all.recordings,
         })
+    }
+}
+
+/// The name of a ConfigMap volume's current data directory link.
+pub const CONFIGMAP_DATA: &str = "..data";
+
+/// The directory holding `dir`'s current files: the target of its `..data` link when
+/// it has one (a ConfigMap volume), else `dir` itself. The target must be a sibling
+/// entry (kubelet writes `..<timestamp>`), never a path elsewhere.
+pub fn configmap_snapshot(dir: &Path) -> Result<PathBuf, LoadError> {
+    let link = dir.join(CONFIGMAP_DATA);
+    let target = match std::fs::read_link(&link) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound || e.kind() == std::io::ErrorKind::InvalidInput => {
+            return Ok(dir.to_owned());
+        }
+        Err(source) => return Err(LoadError::ReadDir { path: link, source }),
+    };
+    let mut parts = target.components();
+    match (parts.next(), parts.next()) {
+        (Some(std::path::Component::Normal(name)), None) => Ok(dir.join(name)),
+        _ => Err(LoadError::ReadDir {
+            path: link,
+            source: std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                format!("{} must name an entry of the same directory, not {}", CONFIGMAP_DATA, target.display()),
+            ),
+        }),
     }
 }
 

@@ -1,0 +1,250 @@
+//! End to end through the kubelet's peer: a real containerd 1.6, configured by
+//! `hardrun install`, pulling from a real registry on loopback, driven through its CRI
+//! API as the kubelet drives it. What the node's policy did is read from inside the
+//! containers (/proc/self/status), from CRI errors and statuses, and from the audit log.
+
+mod common;
+#[path = "common/configmap.rs"]
+mod configmap;
+#[path = "common/cri.rs"]
+mod cri;
+
+use std::path::PathBuf;
+
+use common::{cap_mask, json_lines, proc_status, status_mask, DOCKER_DEFAULT_CAPS};
+use cri::{container_config, pod_config, wait_for_log, Containerd, Cri, Images, Registry};
+use serde_json::Value;
+
+/// A test node: registry, images, hardrun's files and containerd, in one temp dir.
+struct Node {
+    // Field order is drop order: pods are removed (in Drop) before containerd stops.
+    cri: Cri,
+    containerd: Containerd,
+    _registry: Registry,
+    images: Images,
+    audit_log: PathBuf,
+    policy_dir: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Node {
+    /// `policies`: (file name, text) for the node's policy directory.
+    fn start(policies: &[(&str, &str)]) -> Node {
+        let dir = tempfile::Builder::new().prefix("hardrun-cri-").tempdir().unwrap();
+        let d = dir.path();
+        let registry = Registry::start(d);
+        let images = cri::build_images(d, &registry);
+        // The binary where `install` points containerd: <prefix>/bin/hardrun.
+        let prefix = d.join("prefix");
+        std::fs::create_dir_all(prefix.join("bin")).unwrap();
+        std::fs::copy(env!("CARGO_BIN_EXE_hardrun"), prefix.join("bin/hardrun")).unwrap();
+        let policy_dir = d.join("policies.d");
+        std::fs::create_dir_all(&policy_dir).unwrap();
+        for (name, text) in policies {
+            std::fs::write(policy_dir.join(name), text).unwrap();
+        }
+        let audit_log = d.join("audit/audit.jsonl");
+        let node_config = d.join("hardrun.yaml");
+        std::fs::write(
+            &node_config,
+            format!(
+                "runtime: /usr/sbin/runc\npolicyDir: {}\nauditLog: {}\nstateDir: {}\n",
+                policy_dir.display(),
+                audit_log.display(),
+                d.join("hardrun-state").display()
+            ),
+        )
+        .unwrap();
+        let config = d.join("containerd.toml");
+        cri::write_containerd_config(&config, &registry, &images, &prefix, &["hardrun"]);
+        let containerd = Containerd::start(d, &config, &[("HARDRUN_CONFIG", &node_config)]);
+        let cri = Cri::connect(&containerd.socket);
+        cri.pull(&images.busybox);
+        Node { cri, containerd, _registry: registry, images, audit_log, policy_dir, dir }
+    }
+
+    fn log_dir(&self, pod: &str) -> PathBuf {
+        self.dir.path().join("pods").join(pod)
+    }
+
+    fn audit(&self) -> Vec<Value> {
+        json_lines(&std::fs::read_to_string(&self.audit_log).unwrap_or_default(), "audit log")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        self.cri.remove_all_pods();
+    }
+}
+
+fn shipped_baseline() -> (&'static str, &'static str) {
+    ("baseline.yaml", include_str!("../policies/baseline.yaml"))
+}
+
+/// Without CNI, test pods use the host's network (and so its UTS namespace): the
+/// baseline denies that, as it should for real pods; this namespace is exempt, as a
+/// node agent's would be. IPC too: an app container joins its sandbox's IPC namespace
+/// by path, and where /proc/1/ns is unreadable (this CI machine: root gets EACCES)
+/// hardrun cannot tell that namespace from the host's and fails closed.
+const HOST_NETWORK_EXEMPTION: (&str, &str) = (
+    "e2e-host-network.yaml",
+    "apiVersion: hardrun.dev/v1alpha1\nkind: Exemption\nmetadata:\n  name: e2e-host-network\nspec:\n  match:\n    \
+     namespaces: [e2e]\n  rules: [namespaces.host-network, namespaces.host-uts, namespaces.host-ipc]\n  \
+     reason: test pods without CNI run in the host's network\n",
+);
+
+/// containerd's default capabilities clamped to the baseline's allow list.
+fn baseline_caps() -> u64 {
+    let doc: serde_yaml::Value = serde_yaml::from_str(shipped_baseline().1).unwrap();
+    let allow: Vec<&str> =
+        doc["spec"]["capabilities"]["allow"].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    cap_mask(DOCKER_DEFAULT_CAPS) & cap_mask(&allow)
+}
+
+const STATUS_THEN_SLEEP: &str = "cat /proc/self/status; echo ==done; exec sleep 600";
+
+/// Starts a pod with one container printing its status; returns (pod id, container id, status).
+fn status_pod(node: &Node, name: &str, handler: &str) -> (String, String, std::collections::BTreeMap<String, String>) {
+    let sandbox = pod_config(name, &node.log_dir(name));
+    let pod = node
+        .cri
+        .run_pod(&sandbox, handler)
+        .unwrap_or_else(|e| panic!("RunPodSandbox {handler}: {e}\n{}", node.containerd.log_text()));
+    let ctr =
+        node.cri.create(&pod, &sandbox, container_config("app", &node.images.busybox, STATUS_THEN_SLEEP, &[])).unwrap();
+    node.cri.start(&ctr).unwrap_or_else(|e| panic!("StartContainer {handler}: {e}"));
+    let text = wait_for_log(&node.log_dir(name).join("app.log"), "==done");
+    (pod, ctr, proc_status(&text))
+}
+
+#[test]
+fn pods_under_the_hardrun_handler_get_the_node_policy_and_runc_pods_do_not() {
+    if !common::prerequisites_met() || !cri::prerequisites_met() {
+        return;
+    }
+    let node = Node::start(&[shipped_baseline(), HOST_NETWORK_EXEMPTION]);
+
+    // RunPodSandbox → CreateContainer → StartContainer under hardrun.
+    let (pod, ctr, status) = status_pod(&node, "hardened", "hardrun");
+    assert_eq!(status["Seccomp"], "2", "{status:?}");
+    assert_eq!(status["NoNewPrivs"], "1");
+    assert_eq!(status_mask(&status, "CapEff"), baseline_caps(), "CapEff {}", status["CapEff"]);
+    assert_eq!(status_mask(&status, "CapBnd"), baseline_caps());
+
+    // kubectl exec: ExecSync gets the same clamp.
+    let (code, stdout, stderr) = node.cri.exec_sync(&ctr, &["cat", "/proc/self/status"]);
+    assert_eq!(code, 0, "{stderr}");
+    let exec_status = proc_status(&stdout);
+    assert_eq!(status_mask(&exec_status, "CapEff"), baseline_caps());
+    assert_eq!(exec_status["NoNewPrivs"], "1");
+    assert_eq!(exec_status["Seccomp"], "2");
+
+    // A container asking for a forbidden capability: CreateContainer passes (runc is not
+    // called yet), StartContainer fails with hardrun's rule and reason.
+    let sandbox = pod_config("hardened", &node.log_dir("hardened"));
+    let denied = node
+        .cri
+        .create(&pod, &sandbox, container_config("admin", &node.images.busybox, "sleep 1", &["SYS_ADMIN"]))
+        .expect("CreateContainer does not run runc");
+    let err = node.cri.start(&denied).expect_err("StartContainer must fail");
+    let msg = err.message();
+    assert!(msg.contains("hardrun: container denied by policy") && msg.contains("[caps.forbidden]"), "{msg}");
+    assert!(msg.contains("CAP_SYS_ADMIN"), "{msg}");
+    let st = node.cri.status(&denied);
+    assert_eq!(st.reason, "StartError", "{st:?}");
+    assert!(st.message.contains("[caps.forbidden]"), "{st:?}");
+
+    // The same pod under containerd's runc handler is untouched.
+    let (plain_pod, _, plain) = status_pod(&node, "plain", "runc");
+    assert_eq!(plain["Seccomp"], "0");
+    assert_eq!(plain["NoNewPrivs"], "0");
+    assert_eq!(status_mask(&plain, "CapEff"), cap_mask(DOCKER_DEFAULT_CAPS));
+
+    // The audit log holds the pod's records: sandbox, container, the denial, the exec.
+    let records = node.audit();
+    let of_pod = |name: &str| -> Vec<&Value> { records.iter().filter(|r| r["context"]["podName"] == name).collect() };
+    let ours = of_pod("hardened");
+    let find = |cmd: &str, ctype: &str, decision: &str| {
+        ours.iter().any(|r| r["command"] == cmd && r["context"]["containerType"] == ctype && r["decision"] == decision)
+    };
+    assert!(find("create", "sandbox", "mutated"), "{ours:#?}");
+    assert!(find("create", "container", "mutated"), "{ours:#?}");
+    assert!(find("create", "container", "denied"), "{ours:#?}");
+    assert!(ours.iter().any(|r| r["command"] == "exec"), "{ours:#?}");
+    assert!(ours.iter().all(|r| r["context"]["namespace"] == "e2e"));
+    assert!(of_pod("plain").is_empty(), "runc pods never reach hardrun");
+
+    for p in [&pod, &plain_pod] {
+        node.cri.stop_and_remove_pod(p);
+    }
+    assert!(node.cri.pod_ids().is_empty());
+}
+
+#[test]
+fn a_denied_sandbox_fails_run_pod_sandbox() {
+    if !common::prerequisites_met() || !cri::prerequisites_met() {
+        return;
+    }
+    // A policy for sandboxes that no pause container can meet: runAsNonRoot.
+    let strict = "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: nonroot-sandboxes\nspec:\n  \
+                  match:\n    containerTypes: [sandbox]\n  mode: enforce\n  process:\n    runAsNonRoot: true\n";
+    let node = Node::start(&[("strict.yaml", strict)]);
+    let sandbox = pod_config("refused", &node.log_dir("refused"));
+    let err = node.cri.run_pod(&sandbox, "hardrun").expect_err("RunPodSandbox must fail");
+    assert!(err.message().contains("hardrun: container denied by policy"), "{}", err.message());
+    let records = node.audit();
+    assert!(records.iter().any(|r| r["context"]["podName"] == "refused" && r["decision"] == "denied"), "{records:#?}");
+}
+
+/// Policies delivered as a ConfigMap volume, swapped by the kubelet's atomic `..data`
+/// rename while containerd runs: a broken version refuses new containers with the lint
+/// message (and says so in the audit log); the fixed version is in force for the next
+/// container. Nothing restarts.
+#[test]
+fn configmap_policy_swaps_reach_the_next_container_and_a_broken_set_fails_closed() {
+    if !common::prerequisites_met() || !cri::prerequisites_met() {
+        return;
+    }
+    let node = Node::start(&[]);
+    let volume = configmap::ConfigMapVolume::new(&node.policy_dir);
+    let good = [shipped_baseline(), HOST_NETWORK_EXEMPTION];
+    volume.publish(&good);
+
+    let (pod, _, status) = status_pod(&node, "cm", "hardrun");
+    assert_eq!(status["NoNewPrivs"], "1");
+    assert_eq!(status_mask(&status, "CapEff"), baseline_caps());
+
+    // A version with an unknown field in one file.
+    let broken = (
+        "broken.yaml",
+        "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: broken\nspec:\n  noNewPrivilege: true\n",
+    );
+    volume.publish(&[good[0], good[1], broken]);
+    let sandbox = pod_config("cm", &node.log_dir("cm"));
+    let script = "cat /proc/self/status; echo ==done; exec sleep 600";
+    let refused =
+        node.cri.create(&pod, &sandbox, container_config("during", &node.images.busybox, script, &[])).unwrap();
+    let err = node.cri.start(&refused).expect_err("a broken policy set refuses new containers");
+    assert!(
+        err.message().contains("policy set rejected") && err.message().contains("noNewPrivilege"),
+        "{}",
+        err.message()
+    );
+    let new_pod = pod_config("cm-new", &node.log_dir("cm-new"));
+    assert!(node.cri.run_pod(&new_pod, "hardrun").is_err(), "sandboxes are refused too");
+    let denied: Vec<Value> = node
+        .audit()
+        .into_iter()
+        .filter(|r| r["decision"] == "denied" && r["reason"].as_str().is_some_and(|m| m.contains("noNewPrivilege")))
+        .collect();
+    assert!(!denied.is_empty(), "the refusal is audited");
+
+    // Fixed: the next container starts under the new version.
+    volume.publish(&good);
+    let fixed = node.cri.create(&pod, &sandbox, container_config("after", &node.images.busybox, script, &[])).unwrap();
+    node.cri.start(&fixed).unwrap_or_else(|e| panic!("after the fix: {e}"));
+    let text = wait_for_log(&node.log_dir("cm").join("after.log"), "==done");
+    assert_eq!(status_mask(&proc_status(&text), "CapEff"), baseline_caps());
+    node.cri.stop_and_remove_pod(&pod);
+}
