@@ -451,19 +451,38 @@ fn an_app_container_whose_sandbox_has_no_block_is_denied() {
 }
 
 #[test]
-fn the_bundle_must_be_reachable_by_the_mapped_root() {
+fn a_closed_bundle_is_opened_to_the_pods_group_and_other_closed_directories_deny() {
     if !common::prerequisites_met() {
         return;
     }
+    const START: u32 = start_of(12);
     let env = env(12, 2, "read-only", "");
-    let b = bundle(&["true"]);
+    // containerd makes bundle directories 0700 unless it set up the user namespace.
+    let b = bundle(&["id", "-u"]);
     std::fs::set_permissions(b.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
     let id = env.id("closed");
-    let msg = denied(&env, &b, &id);
-    assert!(msg.contains("not searchable by others") && msg.contains(&b.path().display().to_string()), "{msg}");
-    assert!(
-        !Path::new(&env.state_dir.join("userns/allocations.json")).exists() || table(&env)["allocations"] == json!([])
-    );
+    assert_eq!(run_ok(&env, &b, &id), "0\n");
+    let meta = std::fs::metadata(b.path()).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.gid()), (0o710, START), "as containerd does for user namespaces");
+    let rec = env.audit_record(&id);
+    assert!(rec["findings"].as_array().unwrap().iter().any(|f| f["rule"] == "userns.bundle"), "{rec}");
+
+    // A rootfs outside the bundle, below a directory hardrun does not own the
+    // decision over: denied, naming it, and no block kept.
+    let outside = bundle(&["true"]);
+    let closed_dir = env.dir().join("closed");
+    std::fs::create_dir(&closed_dir).unwrap();
+    std::fs::set_permissions(&closed_dir, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let moved = closed_dir.join("rootfs");
+    std::fs::rename(outside.path().join("rootfs"), &moved).unwrap();
+    outside.edit(|s| s["root"]["path"] = json!(moved));
+    let id = env.id("far");
+    let msg = denied(&env, &outside, &id);
+    let closed = closed_dir.display().to_string();
+    assert!(msg.contains("not searchable by others") && msg.contains(&closed), "{msg}");
+    let owners: Vec<Value> =
+        table(&env)["allocations"].as_array().unwrap().iter().map(|a| a["owner"].clone()).collect();
+    assert!(!owners.contains(&json!(id)), "{owners:?}");
 }
 
 /// A network namespace made on the host before the pod, as CNI does for containerd

@@ -21,6 +21,8 @@ pub const RULE_EXISTING: &str = "userns.existing";
 pub const RULE_UNAVAILABLE: &str = "userns.unavailable";
 /// What the rootfs strategy did.
 pub const RULE_ROOTFS: &str = "userns.rootfs";
+/// The bundle directory opened to the mapped root's group (0710).
+pub const RULE_BUNDLE: &str = "userns.bundle";
 /// A pod's emptyDir shifted into its block (`emptyDirs: chown`).
 pub const RULE_EMPTY_DIR: &str = "userns.empty-dir";
 /// mqueue mounts removed: the container's user namespace does not own the pod's ipc

@@ -144,16 +144,31 @@ impl Cx<'_> {
         }
     }
 
-    /// The rootfs must be reachable by the mapped root; with `chown` it is then
-    /// shifted into the block (unless the rootfs is read-only: nothing to write).
-    fn apply_strategy(&self, host_start: u32, size: u32) -> Result<Option<Finding>, String> {
+    /// The rootfs must be reachable by the mapped root (the bundle directory is opened
+    /// to its group as containerd would); with `chown` it is then shifted into the
+    /// block (unless the rootfs is read-only: nothing to write).
+    fn apply_strategy(&self, host_start: u32, size: u32) -> Result<Vec<Finding>, String> {
         let rootfs = self.rootfs()?;
-        rootfs::check_traversable(&rootfs, host_start).map_err(|e| e.to_string())?;
+        let mut out = Vec::new();
+        if rootfs.starts_with(self.bundle) {
+            if let Some(mode) = rootfs::open_bundle(self.bundle, host_start).map_err(|e| e.to_string())? {
+                out.push(Finding::info(
+                    rules::RULE_BUNDLE,
+                    format!(
+                        "bundle directory {}: group {host_start}, mode {mode:04o}, so the pod's root can reach its \
+                         rootfs (what containerd does for user namespaces it knows of)",
+                        self.bundle.display()
+                    ),
+                ));
+            }
+        }
+        rootfs::check_traversable(&rootfs, host_start, None).map_err(|e| e.to_string())?;
         if self.strategy != RootfsStrategy::Chown {
-            return Ok(None);
+            return Ok(out);
         }
         if self.spec.pointer("/root/readonly") == Some(&Value::Bool(true)) {
-            return Ok(Some(Finding::info(rules::RULE_ROOTFS, "rootfs is read-only: nothing to chown")));
+            out.push(Finding::info(rules::RULE_ROOTFS, "rootfs is read-only: nothing to chown"));
+            return Ok(out);
         }
         let report = rootfs::chown_rootfs(&rootfs, host_start, size).map_err(|e| e.to_string())?;
         let message = if report.already {
@@ -164,7 +179,8 @@ impl Cx<'_> {
                 report.from, report.changed, report.entries
             )
         };
-        Ok(Some(Finding::info(rules::RULE_ROOTFS, message)))
+        out.push(Finding::info(rules::RULE_ROOTFS, message));
+        Ok(out)
     }
 
     /// The pod's emptyDirs this container binds: sources directly under
@@ -215,7 +231,8 @@ impl Cx<'_> {
         let range = &self.config.user_namespaces;
         // Checked with the range's first ID before taking a block: no block is
         // allocated for a rootfs the container could not reach anyway.
-        rootfs::check_traversable(&self.rootfs()?, range.host_range.start).map_err(|e| e.to_string())?;
+        rootfs::check_traversable(&self.rootfs()?, range.host_range.start, Some(self.bundle))
+            .map_err(|e| e.to_string())?;
         let store = self.store();
         let root = runc_root(self.req.runc_root);
         let request = AllocRequest { owner, root: &root, now: crate::timefmt::now_rfc3339_nanos() };

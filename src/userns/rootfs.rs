@@ -40,19 +40,50 @@ pub struct ShiftReport {
 }
 
 /// Every directory from `/` down to `rootfs` must be searchable by the mapped root
-/// (a host uid with no other rights): runc mounts the rootfs from inside the user
-/// namespace. Fails naming the first directory that is not.
-pub fn check_traversable(rootfs: &Path, host_uid: u32) -> Result<(), RootfsError> {
+/// (host uid and gid `host_id`, no other rights): runc mounts the rootfs from inside
+/// the user namespace. `skip` is left out of the check (the bundle directory, which
+/// `open_bundle` fixes after a block is allocated). Fails naming the first directory
+/// that is not.
+pub fn check_traversable(rootfs: &Path, host_id: u32, skip: Option<&Path>) -> Result<(), RootfsError> {
     let mut path = PathBuf::from("/");
     for part in rootfs.components().skip(1) {
         path.push(part);
+        if Some(path.as_path()) == skip {
+            continue;
+        }
         let meta = std::fs::metadata(&path).map_err(|source| RootfsError::Io { path: path.clone(), source })?;
         let mode = meta.mode() & 0o7777;
-        if meta.is_dir() && mode & 0o001 == 0 && meta.uid() != host_uid {
-            return Err(RootfsError::NotTraversable { path, mode, uid: host_uid });
+        let searchable = mode & 0o001 != 0
+            || (meta.uid() == host_id && mode & 0o100 != 0)
+            || (meta.gid() == host_id && mode & 0o010 != 0);
+        if meta.is_dir() && !searchable {
+            return Err(RootfsError::NotTraversable { path, mode, uid: host_id });
         }
     }
     Ok(())
+}
+
+/// What containerd itself does to a bundle for a user namespace it knows of: the
+/// bundle directory (0700, root's) gets the mapped root's group and group search
+/// (0710). hardrun adds the user namespace after containerd made the bundle, so it
+/// makes the same change. Only a real directory owned by hardrun's user is changed.
+/// Returns the new mode when it changed anything.
+pub fn open_bundle(bundle: &Path, host_gid: u32) -> Result<Option<u32>, RootfsError> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(bundle).map_err(io(bundle))?;
+    let mode = meta.mode() & 0o7777;
+    if !meta.is_dir() || meta.uid() != nix::unistd::geteuid().as_raw() || mode & 0o001 != 0 {
+        return Ok(None);
+    }
+    if meta.gid() == host_gid && mode & 0o010 != 0 {
+        return Ok(None);
+    }
+    let dir = open_dir_at(libc::AT_FDCWD, &cstr(bundle.as_os_str().as_bytes())).map_err(io(bundle))?;
+    std::os::unix::fs::fchown(&dir, None, Some(host_gid)).map_err(io(bundle))?;
+    let new = (mode & !0o070) | 0o010;
+    let file = std::fs::File::from(dir);
+    file.set_permissions(std::fs::Permissions::from_mode(new)).map_err(io(bundle))?;
+    Ok(Some(new))
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> RootfsError + '_ {
@@ -292,10 +323,19 @@ mod tests {
         std::fs::create_dir_all(&rootfs).unwrap();
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::set_permissions(d.path().join("bundle"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let e = check_traversable(&rootfs, 1 << 30).unwrap_err();
+        let bundle = d.path().join("bundle");
+        let e = check_traversable(&rootfs, 1 << 30, None).unwrap_err();
         assert!(e.to_string().contains("bundle is not searchable"), "{e}");
-        std::fs::set_permissions(d.path().join("bundle"), std::fs::Permissions::from_mode(0o711)).unwrap();
-        check_traversable(&rootfs, 1 << 30).unwrap();
+        check_traversable(&rootfs, 1 << 30, Some(&bundle)).unwrap();
+        if nix::unistd::geteuid().is_root() {
+            assert_eq!(open_bundle(&bundle, 1 << 30).unwrap(), Some(0o710));
+            assert_eq!(std::fs::metadata(&bundle).unwrap().gid(), 1 << 30);
+            check_traversable(&rootfs, 1 << 30, None).unwrap();
+            assert!(check_traversable(&rootfs, (1 << 30) + 65536, None).is_err(), "another pod's root may not");
+            assert_eq!(open_bundle(&bundle, 1 << 30).unwrap(), None, "once");
+        }
+        std::fs::set_permissions(&bundle, std::fs::Permissions::from_mode(0o711)).unwrap();
+        check_traversable(&rootfs, 1 << 30, None).unwrap();
     }
 
     #[test]
