@@ -18,6 +18,7 @@
 //!   POD_BENCH_ROUNDS=100 cargo bench --bench pod_start
 //!   POD_BENCH_AUDIT_DIR=/dev/shm …   # audit log on tmpfs (no disk fsync latency)
 //!   POD_BENCH_PHASES=1 …             # per-sample sandbox/create/start times on stderr
+//!   POD_BENCH_STATE_ON_DISK=1 …      # containerd's state dir on the temp dir's disk, not tmpfs
 //!
 //! Needs root, containerd, docker-registry, umoci, skopeo, runc, busybox-static and gcc.
 
@@ -78,6 +79,10 @@ fn main() {
     ));
     std::fs::write(&config, text).unwrap();
 
+    // containerd's state (bundles, which hardrun rewrites with fsync) on tmpfs, as /run
+    // is on a node; POD_BENCH_STATE_ON_DISK=1 keeps it in the temp dir.
+    let _state_tmpfs =
+        std::env::var_os("POD_BENCH_STATE_ON_DISK").is_none().then(|| cri::mount_tmpfs(&d.join("state")));
     let containerd = Containerd::start(d, &config, &[("HARDRUN_CONFIG", &node_config)]);
     let cri = Cri::connect(&containerd.socket);
     cri.pull(&images.busybox);
