@@ -18,6 +18,7 @@
 //!   POD_BENCH_ROUNDS=100 cargo bench --bench pod_start
 //!   POD_BENCH_AUDIT_DIR=/dev/shm …   # audit log on tmpfs (no disk fsync latency)
 //!   POD_BENCH_PHASES=1 …             # per-sample sandbox/create/start times on stderr
+//!   POD_BENCH_STATE_ON_DISK=1 …      # containerd's state dir on the temp dir's disk, not tmpfs
 //!
 //! Needs root, containerd, docker-registry, umoci, skopeo, runc, busybox-static and gcc.
 
@@ -78,6 +79,10 @@ fn main() {
     ));
     std::fs::write(&config, text).unwrap();
 
+    // containerd's state (bundles, which hardrun rewrites with fsync) on tmpfs, as /run
+    // is on a node; POD_BENCH_STATE_ON_DISK=1 keeps it in the temp dir.
+    let _state_tmpfs =
+        std::env::var_os("POD_BENCH_STATE_ON_DISK").is_none().then(|| cri::mount_tmpfs(&d.join("state")));
     let containerd = Containerd::start(d, &config, &[("HARDRUN_CONFIG", &node_config)]);
     let cri = Cri::connect(&containerd.socket);
     cri.pull(&images.busybox);
@@ -162,16 +167,23 @@ fn one_pod(cri: &Cri, image: &str, d: &Path, handler: &str, round: usize) -> f64
     let sandbox_ms = started.elapsed().as_secs_f64() * 1000.0;
     let id = cri.create(&pod, &sandbox, container).unwrap_or_else(|e| panic!("CreateContainer {handler}: {e}"));
     let create_ms = started.elapsed().as_secs_f64() * 1000.0 - sandbox_ms;
+    let start_begin = unix_seconds();
     cri.start(&id).unwrap_or_else(|e| panic!("StartContainer {handler}: {e}"));
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     if std::env::var_os("POD_BENCH_PHASES").is_some() {
+        // Wall-clock bounds of StartContainer, to line up with the audit records' times.
         eprintln!(
-            "{handler:<8} sandbox {sandbox_ms:7.1} create {create_ms:7.1} start {:7.1}",
-            ms - sandbox_ms - create_ms
+            "{handler:<8} sandbox {sandbox_ms:7.1} create {create_ms:7.1} start {:7.1} StartContainer {start_begin:.6} {:.6}",
+            ms - sandbox_ms - create_ms,
+            unix_seconds()
         );
     }
     cri.stop_and_remove_pod(&pod);
     ms
+}
+
+fn unix_seconds() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0)
 }
 
 fn percentile(sorted: &[f64], p: f64) -> f64 {

@@ -226,6 +226,8 @@ pub struct Containerd {
 impl Containerd {
     /// Starts containerd with `config`, private root/state/socket under `dir`, and
     /// `env` (hardrun's HARDRUN_CONFIG reaches hardrun through the shim).
+    /// `POD_BENCH`-style callers that want containerd's state on tmpfs, as /run is on a
+    /// real node, mount one at `<dir>/state` first ([`mount_tmpfs`]).
     pub fn start(dir: &Path, config: &Path, env: &[(&str, &Path)]) -> Containerd {
         let socket = dir.join("containerd.sock");
         let log = dir.join("containerd.log");
@@ -296,6 +298,21 @@ fn signal(pid: i32, sig: i32) {
     // SAFETY: kill(2) on a PID this test started; no memory is involved.
     unsafe {
         libc::kill(pid, sig);
+    }
+}
+
+/// A tmpfs at `path` (created), unmounted on drop.
+pub struct Tmpfs(PathBuf);
+
+pub fn mount_tmpfs(path: &Path) -> Tmpfs {
+    std::fs::create_dir_all(path).unwrap();
+    run(Command::new("mount").args(["-t", "tmpfs", "-o", "size=1g,mode=0711", "tmpfs"]).arg(path));
+    Tmpfs(path.to_owned())
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
     }
 }
 
