@@ -48,6 +48,9 @@ fn a_load_never_mixes_two_versions() {
                 let files: Vec<(&str, &str)> = v.iter().map(|(n, t)| (*n, t.as_str())).collect();
                 volume.publish(&files);
                 swaps.fetch_add(1, Ordering::Relaxed);
+                // The kubelet swaps at most every sync period; back-to-back swaps with no
+                // pause would let a loaded machine lose every retry to a new swap.
+                std::thread::sleep(std::time::Duration::from_millis(2));
             }
         })
     };

@@ -39,9 +39,11 @@ fn apparmor_profiles(sys_root: &Path) -> Option<BTreeSet<String>> {
     Some(list.lines().filter_map(|l| l.rsplit_once(" (").map(|(name, _)| name.to_owned())).collect())
 }
 
-/// The namespace inode of the host's init process for `/proc/1/ns/<name>`.
+/// The host's namespace of this kind: init's (`/proc/1/ns/<name>`), or, where init's
+/// cannot be read (a sandboxed pid 1 such as a VM agent), hardrun's own, which is the
+/// namespace containerd and runc run in.
 pub fn host_namespace_id(proc_name: &str) -> Option<(u64, u64)> {
-    ns_id(&Path::new("/proc/1/ns").join(proc_name))
+    ns_id(&Path::new("/proc/1/ns").join(proc_name)).or_else(|| ns_id(&Path::new("/proc/self/ns").join(proc_name)))
 }
 
 /// (device, inode) of a namespace file.

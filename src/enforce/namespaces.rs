@@ -71,4 +71,10 @@ mod tests {
         let own = json!({"linux": {"namespaces": [{"type": "pid"}, {"type": "network"}, {"type": "ipc"}]}});
         assert!(plan(&s, &own, &Host::default()).is_empty());
     }
+
+    #[test]
+    fn our_own_namespace_is_the_host_s_even_where_init_s_is_unreadable() {
+        assert!(joins_host(NamespaceKind::Network, "/proc/self/ns/net"));
+        assert!(joins_host(NamespaceKind::Network, "/proc/nonexistent/ns/net"), "unreadable: fail closed");
+    }
 }

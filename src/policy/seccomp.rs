@@ -53,6 +53,12 @@ pub type NameSet = HashSet<&'static str, BuildHasherDefault<Fnv>>;
 /// a `socketcall` rule on the call number, so they belong in x86 filters.
 const X86_SOCKETCALL_ONLY: &[&str] = &["recv", "send"];
 
+/// The kernel's name for a `syscalls` crate entry: the crate spells `break`, a Rust
+/// keyword, as the raw identifier `r#break`.
+pub fn kernel_name(name: &'static str) -> &'static str {
+    name.strip_prefix("r#").unwrap_or(name)
+}
+
 /// Every system call name of every Linux architecture: what a profile may name.
 /// Built once from the `syscalls` crate's kernel tables.
 fn all_names() -> &'static NameSet {
@@ -60,20 +66,20 @@ fn all_names() -> &'static NameSet {
     ALL.get_or_init(|| {
         use syscalls::*;
         let mut s = NameSet::with_capacity_and_hasher(1024, Default::default());
-        s.extend(x86_64::Sysno::iter().map(|n| n.name()));
-        s.extend(x86::Sysno::iter().map(|n| n.name()));
-        s.extend(aarch64::Sysno::iter().map(|n| n.name()));
-        s.extend(arm::Sysno::iter().map(|n| n.name()));
-        s.extend(riscv32::Sysno::iter().map(|n| n.name()));
-        s.extend(riscv64::Sysno::iter().map(|n| n.name()));
-        s.extend(loongarch64::Sysno::iter().map(|n| n.name()));
-        s.extend(mips::Sysno::iter().map(|n| n.name()));
-        s.extend(mips64::Sysno::iter().map(|n| n.name()));
-        s.extend(powerpc::Sysno::iter().map(|n| n.name()));
-        s.extend(powerpc64::Sysno::iter().map(|n| n.name()));
-        s.extend(s390x::Sysno::iter().map(|n| n.name()));
-        s.extend(sparc::Sysno::iter().map(|n| n.name()));
-        s.extend(sparc64::Sysno::iter().map(|n| n.name()));
+        s.extend(x86_64::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(x86::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(aarch64::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(arm::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(riscv32::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(riscv64::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(loongarch64::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(mips::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(mips64::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(powerpc::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(powerpc64::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(s390x::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(sparc::Sysno::iter().map(|n| kernel_name(n.name())));
+        s.extend(sparc64::Sysno::iter().map(|n| kernel_name(n.name())));
         s.extend(ARM_PRIVATE);
         s
     })
@@ -93,13 +99,13 @@ pub fn target_names() -> &'static NameSet {
         use syscalls::*;
         let mut s = NameSet::with_capacity_and_hasher(1024, Default::default());
         if cfg!(target_arch = "aarch64") {
-            s.extend(aarch64::Sysno::iter().map(|n| n.name()));
-            s.extend(arm::Sysno::iter().map(|n| n.name()));
+            s.extend(aarch64::Sysno::iter().map(|n| kernel_name(n.name())));
+            s.extend(arm::Sysno::iter().map(|n| kernel_name(n.name())));
             s.extend(ARM_PRIVATE);
         } else {
             // x32 uses the x86_64 table's names.
-            s.extend(x86_64::Sysno::iter().map(|n| n.name()));
-            s.extend(x86::Sysno::iter().map(|n| n.name()));
+            s.extend(x86_64::Sysno::iter().map(|n| kernel_name(n.name())));
+            s.extend(x86::Sysno::iter().map(|n| kernel_name(n.name())));
             s.extend(X86_SOCKETCALL_ONLY);
         }
         s
@@ -414,6 +420,14 @@ mod tests {
 
     fn parse(yaml: &str) -> Result<SeccompSettings, String> {
         serde_yaml::from_str(yaml).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn names_are_the_kernel_s_not_rust_identifiers() {
+        assert!(target_names().contains("break"), "x86's break (17) is named as the kernel names it");
+        assert!(all_names().iter().all(|n| !n.starts_with("r#")));
+        assert!(SyscallName::new("break").is_ok());
+        assert!(SyscallName::new("r#break").is_err());
     }
 
     #[test]

@@ -261,13 +261,14 @@ fn dotted(pointer: &str) -> String {
 }
 
 fn all_syscall_names() -> impl Iterator<Item = &'static str> {
+    use crate::policy::seccomp::kernel_name;
     use syscalls::*;
     x86_64::Sysno::iter()
-        .map(|n| n.name())
-        .chain(x86::Sysno::iter().map(|n| n.name()))
-        .chain(aarch64::Sysno::iter().map(|n| n.name()))
-        .chain(arm::Sysno::iter().map(|n| n.name()))
-        .chain(riscv64::Sysno::iter().map(|n| n.name()))
+        .map(|n| kernel_name(n.name()))
+        .chain(x86::Sysno::iter().map(|n| kernel_name(n.name())))
+        .chain(aarch64::Sysno::iter().map(|n| kernel_name(n.name())))
+        .chain(arm::Sysno::iter().map(|n| kernel_name(n.name())))
+        .chain(riscv64::Sysno::iter().map(|n| kernel_name(n.name())))
 }
 
 impl DocReader<'_> {
