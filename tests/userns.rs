@@ -444,9 +444,19 @@ fn an_app_container_whose_sandbox_has_no_block_is_denied() {
         return;
     }
     let env = env(11, 2, "read-only", "");
-    let b = app_bundle("no-such-sandbox", std::process::id(), &["true"]);
+    // A pod's namespaces, not the host's (those would be denied for sharing the host's).
+    let mut pod = std::process::Command::new("unshare").args(["--net", "--ipc", "sleep", "30"]).spawn().unwrap();
+    let ours = std::fs::read_link("/proc/self/ns/net").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::fs::read_link(format!("/proc/{}/ns/net", pod.id())).ok().as_ref() == Some(&ours) {
+        assert!(std::time::Instant::now() < deadline, "unshare did not enter a new network namespace");
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    let b = app_bundle("no-such-sandbox", pod.id(), &["true"]);
     let id = env.id("orphan");
     let msg = denied(&env, &b, &id);
+    let _ = pod.kill();
+    let _ = pod.wait();
     assert!(msg.contains("pod sandbox no-such-sandbox has no user namespace block"), "{msg}");
 }
 
