@@ -17,6 +17,7 @@ pub mod policy;
 pub mod runtime;
 pub mod spec;
 pub mod timefmt;
+pub mod verify;
 pub mod yaml;
 
 mod runtime_mode;

@@ -1,0 +1,76 @@
+//! Offline Rekor checks: the bundle's signed entry timestamp (SET) must be Rekor's
+//! signature, with the operator's Rekor key, over the canonical JSON of the entry; and
+//! the entry must be about this payload and this signature.
+
+use base64::Engine;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use sigstore::cosign::bundle::Bundle;
+use sigstore::crypto::{CosignVerificationKey, Signature};
+
+use super::error::VerifyError;
+use super::trust::hex;
+
+fn invalid(reason: impl Into<String>) -> VerifyError {
+    VerifyError::BundleInvalid { reason: reason.into() }
+}
+
+/// The parts of a Rekor `rekord`/`hashedrekord` body that bind it to a signature.
+#[derive(Deserialize)]
+struct Body {
+    spec: BodySpec,
+}
+#[derive(Deserialize)]
+struct BodySpec {
+    data: BodyData,
+    signature: BodySignature,
+}
+#[derive(Deserialize)]
+struct BodyData {
+    hash: BodyHash,
+}
+#[derive(Deserialize)]
+struct BodyHash {
+    algorithm: String,
+    value: String,
+}
+#[derive(Deserialize)]
+struct BodySignature {
+    content: String,
+}
+
+/// Verifies the bundle and returns its integrated time (unix seconds).
+pub fn verify_bundle(bundle_json: &str, rekor_pem: &str, payload: &[u8], signature: &[u8]) -> Result<i64, VerifyError> {
+    let key = CosignVerificationKey::try_from_pem(rekor_pem.as_bytes())
+        .map_err(|e| VerifyError::BadTrustSettings { reason: format!("Rekor public key: {e}") })?;
+    let bundle: Bundle = serde_json::from_str(bundle_json).map_err(|e| invalid(format!("not a Rekor bundle: {e}")))?;
+    if bundle.payload.log_id != log_id(rekor_pem)? {
+        return Err(invalid(format!("log {} is not the trusted Rekor", bundle.payload.log_id)));
+    }
+    let canonical = serde_json_canonicalizer::to_vec(&bundle.payload).map_err(|e| invalid(e.to_string()))?;
+    key.verify_signature(Signature::Base64Encoded(bundle.signed_entry_timestamp.as_bytes()), &canonical)
+        .map_err(|_| invalid("signed entry timestamp does not verify with the Rekor key"))?;
+    check_body(&bundle.payload.body, payload, signature)?;
+    Ok(bundle.payload.integrated_time)
+}
+
+/// Rekor's log ID: sha256 of its public key's DER.
+fn log_id(rekor_pem: &str) -> Result<String, VerifyError> {
+    let block =
+        pem::parse(rekor_pem).map_err(|e| VerifyError::BadTrustSettings { reason: format!("Rekor key: {e}") })?;
+    Ok(hex(&Sha256::digest(block.contents())))
+}
+
+fn check_body(body_b64: &str, payload: &[u8], signature: &[u8]) -> Result<(), VerifyError> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let raw = b64.decode(body_b64).map_err(|e| invalid(format!("body: {e}")))?;
+    let body: Body = serde_json::from_slice(&raw).map_err(|e| invalid(format!("body: {e}")))?;
+    if body.spec.data.hash.algorithm != "sha256" || body.spec.data.hash.value != hex(&Sha256::digest(payload)) {
+        return Err(invalid("the log entry is for another payload"));
+    }
+    let logged = b64.decode(&body.spec.signature.content).map_err(|e| invalid(format!("body signature: {e}")))?;
+    if logged != signature {
+        return Err(invalid("the log entry is for another signature"));
+    }
+    Ok(())
+}
