@@ -9,6 +9,7 @@ pub mod merge;
 pub mod model;
 pub mod seccomp;
 pub mod settings;
+pub mod signature;
 
 pub use caps::CapName;
 pub use glob::Glob;

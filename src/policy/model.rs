@@ -81,6 +81,9 @@ pub struct PolicySpec {
     /// The seccomp profile and syscall deltas (see docs/seccomp.md).
     #[serde(default)]
     pub seccomp: super::seccomp::SeccompSettings,
+    /// Cosign signatures images must carry (see docs/signatures.md).
+    #[serde(default, skip_serializing_if = "super::signature::SignatureSettings::is_empty")]
+    pub image_signature: super::signature::SignatureSettings,
 }
 
 fn enforce() -> Mode {
@@ -103,6 +106,7 @@ impl PolicySpec {
             deny_privileged: self.deny_privileged,
             hooks: self.hooks.clone(),
             seccomp: self.seccomp.clone(),
+            image_signature: self.image_signature.with_policy_mode(self.mode),
         }
     }
 }
@@ -180,6 +184,8 @@ pub struct Settings {
     pub hooks: DenyList<String>,
     /// Every matching policy's seccomp constraint; the filter is their intersection.
     pub seccomp: super::seccomp::SeccompSettings,
+    /// Every matching policy's signature requirements; each must pass.
+    pub image_signature: super::signature::SignatureSettings,
 }
 
 strictness_by_fields!(Settings {
@@ -195,6 +201,7 @@ strictness_by_fields!(Settings {
     deny_privileged,
     hooks,
     seccomp,
+    image_signature,
 });
 
 impl Settings {

@@ -10,6 +10,7 @@
 pub mod cert;
 pub mod cosign;
 pub mod error;
+pub mod policy;
 pub mod reference;
 pub mod rekor;
 pub mod trust;

@@ -65,6 +65,8 @@ impl std::fmt::Display for IdentityMatch {
     }
 }
 
+pub use crate::policy::signature::SignedOn;
+
 /// What the payload's `docker-reference` must name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -76,19 +78,6 @@ pub enum ReferenceRule {
     Repository(String),
     /// Not checked: the digest alone binds the signature to the image.
     Any,
-}
-
-/// For an index (multi-platform) digest, which digest the signature may be on.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum SignedOn {
-    /// The digest containerd resolved (the index for a multi-platform image).
-    #[default]
-    Index,
-    /// The platform manifest containerd unpacked.
-    Platform,
-    /// Either of them.
-    Either,
 }
 
 /// One trust requirement: one matching policy's `imageSignature` entry.
