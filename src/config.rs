@@ -44,6 +44,8 @@ pub struct NodeConfig {
     /// Where the host's sysfs is read (AppArmor and cgroup detection); for chroots
     /// and tests.
     pub sys_root: PathBuf,
+    /// Image signature verification: registries, containerd, the verdict cache.
+    pub image_verification: crate::verify::settings::VerificationSettings,
 }
 
 impl Default for NodeConfig {
@@ -58,6 +60,7 @@ impl Default for NodeConfig {
             sys_root: PathBuf::from("/sys"),
             hook_dirs: vec![PathBuf::from("/etc/hardrun/hooks.d")],
             hook_timeout: 10,
+            image_verification: Default::default(),
         }
     }
 }

@@ -12,7 +12,9 @@ pub mod cosign;
 pub mod error;
 pub mod policy;
 pub mod reference;
+pub mod registry;
 pub mod rekor;
+pub mod settings;
 pub mod trust;
 
 use std::collections::{BTreeSet, HashMap};
