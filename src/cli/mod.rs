@@ -7,6 +7,8 @@ mod explain_selector;
 mod hook;
 mod lint;
 mod schema;
+mod sign;
+mod verify;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -14,7 +16,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 /// The first arguments that select tool mode. Everything else is a runc command line.
-pub const TOOL_COMMANDS: &[&str] = &["audit", "explain", "hook", "lint", "schema", "version", "help", "--help", "-h"];
+pub const TOOL_COMMANDS: &[&str] =
+    &["audit", "explain", "hook", "lint", "schema", "sign", "verify", "version", "help", "--help", "-h"];
 
 /// Whether argv (without argv[0]) is a hardrun tool command rather than runc's.
 pub fn is_tool_command(args: &[OsString]) -> bool {
@@ -49,6 +52,10 @@ enum Tool {
     Lint(lint::LintArgs),
     /// Print the JSON Schema of a policy document (for editors' YAML language server)
     Schema(schema::SchemaArgs),
+    /// Sign an image with a cosign key (legacy format) and push the signature; or make a key pair
+    Sign(sign::SignArgs),
+    /// Check an image's cosign signatures as a create would; exit 0 only when trusted
+    Verify(verify::VerifyArgs),
     /// Print hardrun's version and the runc it would run
     Version,
 }
@@ -69,6 +76,8 @@ pub fn run(args: &[OsString]) -> ExitCode {
         Tool::Hook(a) => hook::run(&a),
         Tool::Lint(a) => lint::run(&a),
         Tool::Schema(a) => schema::run(&a),
+        Tool::Sign(a) => sign::run(&a),
+        Tool::Verify(a) => verify::run(&a),
         Tool::Version => version(),
     };
     result.unwrap_or_else(|e| {

@@ -15,6 +15,7 @@ pub mod reference;
 pub mod registry;
 pub mod rekor;
 pub mod settings;
+pub mod sign;
 pub mod trust;
 
 use std::collections::{BTreeSet, HashMap};

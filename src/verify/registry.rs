@@ -125,6 +125,20 @@ struct Layer {
     annotations: BTreeMap<String, String>,
 }
 
+struct Call<'a> {
+    method: reqwest::Method,
+    path: &'a str,
+    accept: &'a str,
+    body: Option<(&'a str, Vec<u8>)>,
+    cap: u64,
+}
+
+struct Answer {
+    status: u16,
+    location: Option<String>,
+    body: Vec<u8>,
+}
+
 enum Fetched {
     Found(Vec<u8>),
     NotFound,
@@ -160,24 +174,46 @@ impl RegistryClient {
         format!("{scheme}://{host}")
     }
 
-    /// GET with the registry's auth dance: anonymous first, then the challenge's
-    /// bearer token (with credentials when the node has them) or basic auth.
+    /// GET; 404 is `NotFound`, other non-200s errors.
     fn get(&self, host: &str, path: &str, accept: &str, cap: u64) -> Result<Fetched, VerifyError> {
-        let url = format!("{}{path}", self.base_url(host));
-        let resp = self.send(host, self.http.get(&url).header("Accept", accept))?;
-        let resp = if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
-            let challenge =
-                resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
-            let auth = self.authorization(host, &challenge)?;
-            self.send(host, self.http.get(&url).header("Accept", accept).header("Authorization", auth))?
-        } else {
-            resp
-        };
-        match resp.status().as_u16() {
-            200 => Ok(Fetched::Found(read_capped(host, resp, cap, self.timeout_ms())?)),
+        let answer = self.call(host, Call { method: reqwest::Method::GET, path, accept, body: None, cap })?;
+        match answer.status {
+            200 => Ok(Fetched::Found(answer.body)),
             404 => Ok(Fetched::NotFound),
             status => Err(VerifyError::RegistryStatus { registry: host.into(), status, what: path.into() }),
         }
+    }
+
+    /// One request with the registry's auth dance: anonymous first, then with the
+    /// challenge's bearer token (with credentials when the node has them) or basic
+    /// auth. `path` may be a full URL (an upload location).
+    fn call(&self, host: &str, c: Call<'_>) -> Result<Answer, VerifyError> {
+        let url = if c.path.starts_with("http://") || c.path.starts_with("https://") {
+            c.path.to_owned()
+        } else {
+            format!("{}{}", self.base_url(host), c.path)
+        };
+        let build = |auth: Option<&str>| {
+            let mut req = self.http.request(c.method.clone(), &url).header("Accept", c.accept);
+            if let Some((ctype, body)) = &c.body {
+                req = req.header("Content-Type", *ctype).body(body.clone());
+            }
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            req
+        };
+        let mut resp = self.send(host, build(None))?;
+        if resp.status() == reqwest::StatusCode::UNAUTHORIZED {
+            let challenge =
+                resp.headers().get("www-authenticate").and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+            let auth = self.authorization(host, &challenge)?;
+            resp = self.send(host, build(Some(&auth)))?;
+        }
+        let status = resp.status().as_u16();
+        let location = resp.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let body = if status == 200 { read_capped(host, resp, c.cap, self.timeout_ms())? } else { Vec::new() };
+        Ok(Answer { status, location, body })
     }
 
     fn send(
@@ -275,6 +311,111 @@ impl RegistryClient {
             chain: a.remove(ANNOTATION_CHAIN),
             bundle: a.remove(ANNOTATION_BUNDLE),
         })
+    }
+}
+
+const INDEX_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+
+impl RegistryClient {
+    /// The digest a tag points at now (the manifest or index bytes' sha256). For the
+    /// tool commands: the create path asks containerd instead, never a tag.
+    pub fn resolve_digest(&self, image: &ImageRef) -> Result<String, VerifyError> {
+        if let Some(d) = &image.digest {
+            return Ok(d.clone());
+        }
+        let host = &image.registry;
+        let tag = image.tag.as_deref().unwrap_or("latest");
+        let path = format!("/v2/{}/manifests/{tag}", image.repository);
+        match self.get(host, &path, INDEX_ACCEPT, MAX_MANIFEST_BYTES)? {
+            Fetched::Found(b) => Ok(format!("sha256:{}", hex(&Sha256::digest(&b)))),
+            Fetched::NotFound => Err(VerifyError::RegistryStatus { registry: host.clone(), status: 404, what: path }),
+        }
+    }
+
+    /// Adds one signature layer to `<repo>:sha256-<hex>.sig` (created when absent),
+    /// the way cosign does: payload blob, config blob, manifest.
+    pub fn push_signature(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+        payload: &[u8],
+        signature: &str,
+    ) -> Result<(), VerifyError> {
+        let host = &image.registry;
+        let payload_digest = self.upload_blob(image, payload)?;
+        let tag = ImageRef::signature_tag(digest);
+        let path = format!("/v2/{}/manifests/{tag}", image.repository);
+        let mut layers = match self.get(host, &path, MANIFEST_ACCEPT, MAX_MANIFEST_BYTES)? {
+            Fetched::Found(b) => {
+                let m: serde_json::Value = serde_json::from_slice(&b)
+                    .map_err(|e| malformed_response(host, format!("signature manifest: {e}")))?;
+                m["layers"].as_array().cloned().unwrap_or_default()
+            }
+            Fetched::NotFound => Vec::new(),
+        };
+        let layer = serde_json::json!({
+            "mediaType": super::cosign::SIMPLE_SIGNING_MEDIA_TYPE,
+            "size": payload.len(),
+            "digest": payload_digest,
+            "annotations": { ANNOTATION_SIGNATURE: signature },
+        });
+        if !layers.contains(&layer) {
+            layers.push(layer);
+        }
+        let diff_ids: Vec<&serde_json::Value> = layers.iter().map(|l| &l["digest"]).collect();
+        let config = serde_json::to_vec(&serde_json::json!({
+            "architecture": "", "config": {}, "created": "0001-01-01T00:00:00Z", "os": "",
+            "rootfs": { "type": "layers", "diff_ids": diff_ids },
+        }))
+        .expect("config serializes");
+        let config_digest = self.upload_blob(image, &config)?;
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "config": { "mediaType": OCI_CONFIG, "size": config.len(), "digest": config_digest },
+            "layers": layers,
+        }))
+        .expect("manifest serializes");
+        let put = Call {
+            method: reqwest::Method::PUT,
+            path: &path,
+            accept: "*/*",
+            body: Some((OCI_MANIFEST, manifest)),
+            cap: 0,
+        };
+        expect_status(host, &path, self.call(host, put)?, 201)?;
+        Ok(())
+    }
+
+    fn upload_blob(&self, image: &ImageRef, blob: &[u8]) -> Result<String, VerifyError> {
+        let host = &image.registry;
+        let digest = format!("sha256:{}", hex(&Sha256::digest(blob)));
+        let start = format!("/v2/{}/blobs/uploads/", image.repository);
+        let post = Call { method: reqwest::Method::POST, path: &start, accept: "*/*", body: None, cap: 0 };
+        let answer = expect_status(host, &start, self.call(host, post)?, 202)?;
+        let location = answer.location.ok_or_else(|| malformed_response(host, "upload without Location"))?;
+        let location = if location.starts_with('/') { format!("{}{location}", self.base_url(host)) } else { location };
+        let sep = if location.contains('?') { '&' } else { '?' };
+        let url = format!("{location}{sep}digest={digest}");
+        let put = Call {
+            method: reqwest::Method::PUT,
+            path: &url,
+            accept: "*/*",
+            body: Some(("application/octet-stream", blob.to_vec())),
+            cap: 0,
+        };
+        expect_status(host, &start, self.call(host, put)?, 201)?;
+        Ok(digest)
+    }
+}
+
+fn expect_status(host: &str, what: &str, a: Answer, want: u16) -> Result<Answer, VerifyError> {
+    if a.status == want {
+        Ok(a)
+    } else {
+        Err(VerifyError::RegistryStatus { registry: host.into(), status: a.status, what: what.into() })
     }
 }
 
