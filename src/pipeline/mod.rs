@@ -183,12 +183,17 @@ pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
     };
     tracing::debug!(decision = ?eval.decision, policies = eval.policies.len(), "evaluated");
     fill_record(&mut record, &eval);
+    let image = crate::verify::gate::check_create(config, &eval.settings.image_signature, &eval.context);
+    image.apply_to(&mut record);
     record.duration_us = elapsed_us(started);
     let warning = match record_durably(config, &mut record) {
         Ok(()) => None,
         Err(Outcome::Deny(msg)) => return Outcome::Deny(msg),
         Err(other) => Some(other),
     };
+    if let Some(line) = image.denial {
+        return Outcome::Deny(format!("hardrun: container denied: {line}"));
+    }
     let proceed = || warning.clone().unwrap_or(Outcome::Exec);
     match eval.decision {
         Decision::Denied => {

@@ -7,9 +7,12 @@
 //! payloads, certificates, bundles) happens inside it, so it can move into a
 //! sandboxed child that returns the verdict over a pipe.
 
+pub mod cache;
 pub mod cert;
+pub mod containerd;
 pub mod cosign;
 pub mod error;
+pub mod gate;
 pub mod policy;
 pub mod reference;
 pub mod registry;
