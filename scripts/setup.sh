@@ -10,7 +10,7 @@
 set -euo pipefail
 
 # gcc + libc6-dev: rustc links through `cc`. jq: the demo edits config.json and prints JSON.
-MINIMAL_PACKAGES=(runc busybox-static jq gcc libc6-dev)
+MINIMAL_PACKAGES=(runc busybox-static jq gcc libc6-dev protobuf-compiler)
 TEST_PACKAGES=(containerd docker-registry umoci skopeo hyperfine)
 
 usage() {
