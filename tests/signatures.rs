@@ -9,7 +9,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::registry::{generate_keys, tools_present, Registry, StalledServer};
+use common::registry::{generate_keys, tools_present, Containerd, Registry, StalledServer};
 use common::{log_lines, Bundle, Env, Outcome, HARDRUN, RUNC};
 use serde_json::Value;
 
@@ -198,4 +198,58 @@ fn required_false_lets_an_unresolvable_digest_start_and_says_so() {
     assert_eq!(out.code, 0, "{out:?} {record}");
     assert_eq!(record["decision"], "failed-open", "{record}");
     assert!(record["signature"]["message"].as_str().unwrap().contains("required: false"), "{record}");
+}
+
+/// With containerd to ask, the digest that runs is containerd's, whatever the tag says
+/// now: a tag-only reference is checked at containerd's digest, a pinned digest that
+/// contradicts it is denied, and a re-tag pulled into containerd is caught.
+#[test]
+fn the_digest_containerd_runs_is_the_one_checked() {
+    if !common::prerequisites_met() || !tools_present() {
+        return;
+    }
+    let s = setup();
+    let host = s.registry.host.clone();
+    let containerd = Containerd::start();
+    let env = Env::new();
+    env.write_config(&format!(
+        "{}imageVerification:\n  insecureRegistries: [\"{host}\"]\n  timeoutMs: 3000\n  containerdSocket: {}\n",
+        env.config_yaml(RUNC),
+        containerd.socket.display()
+    ));
+    policy(&env, &s.public, "");
+    sign(&env, &s.key, &format!("{host}/app@{}", s.signed));
+    // The containerd namespace is the last element of runc's --root, as under the shim.
+    let ns = env.root.file_name().unwrap().to_str().unwrap().to_owned();
+    let tag = format!("{host}/app:v1");
+    containerd.ctr(&ns, &["images", "pull", "--plain-http", &tag]);
+
+    let run_as = |image: &str| {
+        let id = env.id("ctd");
+        containerd.ctr(&ns, &["containers", "create", &tag, &id]);
+        let bundle = Bundle::new(&["echo", "container-ran"]);
+        bundle.set_annotations(&[
+            ("io.kubernetes.cri.container-type", "container"),
+            ("io.kubernetes.cri.image-name", image),
+        ]);
+        let log = env.file("runc-log");
+        let out = env.hardrun().log(&log).args(["run", "--bundle"]).arg(bundle.path()).arg(&id).output();
+        (out, log_lines(&log), env.audit_record(&id))
+    };
+
+    // Tag only: containerd says v1 is the signed digest.
+    let (out, log, record) = run_as(&tag);
+    assert_eq!(out.code, 0, "{out:?} {log:?} {record}");
+    assert_eq!(record["image"]["digest"], s.signed.as_str(), "{record}");
+    // A pinned digest that is not what containerd runs.
+    let (out, log, _) = run_as(&format!("{host}/app@{}", s.unsigned));
+    assert_ne!(out.code, 0);
+    assert!(format!("{log:?}").contains("pinned-digest-mismatch"), "{log:?}");
+    // v1 moved to the unsigned image and containerd pulled it again.
+    s.registry.copy("app:v2", "app:v1");
+    containerd.ctr(&ns, &["images", "pull", "--plain-http", &tag]);
+    let (out, log, record) = run_as(&tag);
+    assert_ne!(out.code, 0, "{record}");
+    assert!(format!("{log:?}").contains("(no-signature)"), "{log:?}");
+    assert_eq!(record["image"]["digest"], s.unsigned.as_str(), "{record}");
 }

@@ -164,3 +164,54 @@ pub fn generate_keys(hardrun: &str, dir: &Path, password: &str) -> (PathBuf, Pat
     assert!(out.status.success(), "generate-key: {}", String::from_utf8_lossy(&out.stderr));
     (dir.join("cosign.key"), dir.join("cosign.pub"))
 }
+
+/// A private containerd (its own root, state and socket; CRI off), stopped on drop.
+pub struct Containerd {
+    dir: TempDir,
+    child: Child,
+    pub socket: PathBuf,
+}
+
+impl Containerd {
+    pub fn start() -> Self {
+        let dir = tempfile::Builder::new().prefix("hardrun-containerd-").tempdir().unwrap();
+        let socket = dir.path().join("containerd.sock");
+        let config = format!(
+            "version = 2\nroot = \"{root}\"\nstate = \"{state}\"\ndisabled_plugins = [\"io.containerd.grpc.v1.cri\"]\n[grpc]\n  address = \"{sock}\"\n[ttrpc]\n  address = \"{sock}.ttrpc\"\n[debug]\n  address = \"\"\n",
+            root = dir.path().join("root").display(),
+            state = dir.path().join("state").display(),
+            sock = socket.display()
+        );
+        std::fs::write(dir.path().join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("containerd.log")).unwrap();
+        let child = Command::new("/usr/bin/containerd")
+            .arg("--config")
+            .arg(dir.path().join("config.toml"))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start containerd");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&socket).is_err() {
+            assert!(Instant::now() < deadline, "containerd did not listen on {}", socket.display());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Containerd { dir, child, socket }
+    }
+
+    /// `ctr` against this containerd in `namespace`.
+    pub fn ctr(&self, namespace: &str, args: &[&str]) {
+        let mut full = vec!["--address", self.socket.to_str().unwrap(), "--namespace", namespace];
+        full.extend_from_slice(args);
+        run("ctr", &full);
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = &self.dir;
+    }
+}
