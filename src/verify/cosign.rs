@@ -195,3 +195,27 @@ fn check_reference(signed: &str, expected: &Expected<'_>) -> Result<(), VerifyEr
         Err(mismatch())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_that_are_not_keys_are_trust_setting_errors() {
+        // (A P-256 key whose point is off the curve parses: sigstore's aws-lc backend
+        // checks the point only when verifying, so such a key fails as signature-invalid.)
+        let truncated = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n";
+        for bad in [truncated, "not a key"] {
+            let err = parse_key(bad).err().map(|e| e.kind());
+            assert_eq!(err, Some("bad-trust-settings"), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn signature_decoding_ignores_line_breaks_only() {
+        assert_eq!(decode_signature("c2ln\nbmF0\r\ndXJl").unwrap(), b"signature");
+        for bad in ["c2ln bmF0", "@@@@", "c2ln\tbmF0", &"A".repeat(MAX_SIGNATURE_B64 + 4)] {
+            assert_eq!(decode_signature(bad).unwrap_err().kind(), "malformed-signature", "{bad:?}");
+        }
+    }
+}
