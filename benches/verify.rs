@@ -88,6 +88,18 @@ fn bench(c: &mut Criterion) {
         })
     });
     group.finish();
+
+    // The lookup a create makes when containerd is there: containers.Get + images.Get
+    // over the socket, on a fresh current-thread runtime (as each create does).
+    let containerd = registry::Containerd::start();
+    let ns = "bench";
+    let tag = format!("{}/bench/app:v1", reg.host);
+    containerd.ctr(ns, &["images", "pull", "--plain-http", &tag]);
+    containerd.ctr(ns, &["containers", "create", &tag, "bench-ctr"]);
+    let resolver = hardrun::verify::containerd::Containerd::new(&containerd.socket);
+    use hardrun::verify::gate::DigestResolver;
+    assert_eq!(resolver.resolve(ns, "bench-ctr").unwrap().1, digest);
+    c.bench_function("containerd digest lookup", |b| b.iter(|| black_box(resolver.resolve(ns, "bench-ctr").unwrap())));
 }
 
 criterion_group!(benches, bench);
