@@ -172,3 +172,27 @@ fn issuer_extension(cert: &Certificate) -> Result<Option<String>, VerifyError> {
         .map(|v1| String::from_utf8(v1.to_vec()).map_err(|_| malformed("issuer extension is not UTF-8")))
         .transpose()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn garbage_certificates_are_malformed_and_a_ca_file_without_roots_is_a_setting_error() {
+        let ca_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/cosign/containers-image/signature/fixtures/fulcio_v1.crt.pem");
+        let Ok(ca) = std::fs::read_to_string(ca_path) else { return };
+        for bad in ["", "not pem", "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"] {
+            let err = verify_leaf(bad, None, &ca, 0).err().unwrap();
+            assert_eq!(err.kind(), "malformed-signature", "{bad:?}: {err}");
+        }
+        let leaf_path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../shared/fixtures/cosign/extracted/ci-keyless-fulcio-rekor/certificate.pem");
+        let leaf = std::fs::read_to_string(leaf_path).unwrap();
+        let err = verify_leaf(&leaf, None, "", 0).err().unwrap();
+        assert_eq!(err.kind(), "bad-trust-settings", "{err}");
+        // Too many certificates in a chain annotation.
+        let many = leaf.repeat(MAX_CERTS + 1);
+        assert_eq!(verify_leaf(&leaf, Some(&many), &ca, 0).err().unwrap().kind(), "malformed-signature");
+    }
+}

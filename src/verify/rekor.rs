@@ -74,3 +74,45 @@ fn check_body(body_b64: &str, payload: &[u8], signature: &[u8]) -> Result<(), Ve
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const REKOR: &str = "../shared/fixtures/cosign/containers-image/signature/fixtures/rekor.pub";
+
+    fn rekor_pem() -> Option<String> {
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(REKOR)).ok()
+    }
+
+    #[test]
+    fn hostile_bundles_are_bundle_errors() {
+        let Some(pem) = rekor_pem() else { return };
+        for bad in [
+            "",
+            "{",
+            "[]",
+            r#"{"SignedEntryTimestamp":"x","Payload":{"body":"@@","integratedTime":1,"logIndex":1,"logID":"00"}}"#,
+            r#"{"SignedEntryTimestamp":"x","Payload":{"body":"e30=","integratedTime":"soon","logIndex":1,"logID":"00"}}"#,
+        ] {
+            let err = verify_bundle(bad, &pem, b"p", b"s").unwrap_err();
+            assert_eq!(err.kind(), "bundle-invalid", "{bad:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_body_for_another_payload_or_signature_is_refused() {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let body = |hash: &str, sig: &[u8]| {
+            b64.encode(format!(
+                r#"{{"spec":{{"data":{{"hash":{{"algorithm":"sha256","value":"{hash}"}}}},"signature":{{"content":"{}"}}}}}}"#,
+                b64.encode(sig)
+            ))
+        };
+        let good_hash = hex(&Sha256::digest(b"payload"));
+        assert!(check_body(&body(&good_hash, b"sig"), b"payload", b"sig").is_ok());
+        assert!(check_body(&body(&good_hash, b"sig"), b"payload2", b"sig").is_err());
+        assert!(check_body(&body(&good_hash, b"other"), b"payload", b"sig").is_err());
+        assert!(check_body(&b64.encode("{}"), b"payload", b"sig").is_err());
+    }
+}
