@@ -156,8 +156,37 @@ fn verify_raw(key: &CosignVerificationKey, sig: &[u8], payload: &[u8], name: &st
 }
 
 pub fn parse_key(pem: &str) -> Result<CosignVerificationKey, VerifyError> {
-    CosignVerificationKey::try_from_pem(pem.as_bytes())
-        .map_err(|e| VerifyError::BadTrustSettings { reason: format!("public key: {e}") })
+    let bad = |reason: String| VerifyError::BadTrustSettings { reason: format!("public key: {reason}") };
+    let key = CosignVerificationKey::try_from_pem(pem.as_bytes()).map_err(|e| bad(e.to_string()))?;
+    check_ec_point(pem).map_err(bad)?;
+    Ok(key)
+}
+
+/// sigstore's aws-lc backend parses an EC key's point only when it verifies, so a key
+/// whose point is off its curve would fail later as `signature-invalid`; check it here.
+fn check_ec_point(pem: &str) -> Result<(), String> {
+    use x509_cert::der::Decode;
+    use x509_cert::spki::{ObjectIdentifier, SubjectPublicKeyInfoOwned};
+    const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+    const P256: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.3.1.7");
+    const P384: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.132.0.34");
+    let der = pem::parse(pem).map_err(|e| e.to_string())?;
+    let spki = SubjectPublicKeyInfoOwned::from_der(der.contents()).map_err(|e| e.to_string())?;
+    if spki.algorithm.oid != EC_PUBLIC_KEY {
+        return Ok(());
+    }
+    let curve = spki.algorithm.parameters.as_ref().and_then(|p| p.decode_as::<ObjectIdentifier>().ok());
+    let point = spki.subject_public_key.raw_bytes();
+    let on_curve = match curve {
+        Some(c) if c == P256 => p256::PublicKey::from_sec1_bytes(point).is_ok(),
+        Some(c) if c == P384 => p384::PublicKey::from_sec1_bytes(point).is_ok(),
+        _ => return Err("an EC key on a curve other than P-256 or P-384".into()),
+    };
+    if on_curve {
+        Ok(())
+    } else {
+        Err("the EC point is not on its curve".into())
+    }
 }
 
 /// `sha256:<hex>` of the key's DER SubjectPublicKeyInfo.
@@ -202,10 +231,10 @@ mod tests {
 
     #[test]
     fn keys_that_are_not_keys_are_trust_setting_errors() {
-        // (A P-256 key whose point is off the curve parses: sigstore's aws-lc backend
-        // checks the point only when verifying, so such a key fails as signature-invalid.)
+        // A P-256 SPKI whose point is not on the curve, a truncated one, and not PEM.
+        let off_curve = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA==\n-----END PUBLIC KEY-----\n";
         let truncated = "-----BEGIN PUBLIC KEY-----\nMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n-----END PUBLIC KEY-----\n";
-        for bad in [truncated, "not a key"] {
+        for bad in [off_curve, truncated, "not a key"] {
             let err = parse_key(bad).err().map(|e| e.kind());
             assert_eq!(err, Some("bad-trust-settings"), "{bad:?}");
         }
