@@ -239,3 +239,38 @@ fn no_signature_and_count() {
     request.requirements[0].count = 1;
     assert!(verify(&request, &OneSignature(candidate(&case))).trusted());
 }
+
+/// An index digest whose platform manifest is what was signed: only `signedOn:
+/// platform` or `either` accept it.
+#[test]
+fn signed_on_selects_index_or_platform_digest() {
+    struct IndexOf(SignatureCandidate, String);
+    impl SignatureSource for IndexOf {
+        fn signatures(&self, _: &ImageRef, _: &str) -> Result<Vec<SignatureCandidate>, VerifyError> {
+            Ok(vec![self.0.clone()])
+        }
+        fn platform_digest(&self, _: &ImageRef, _: &str) -> Result<Option<String>, VerifyError> {
+            Ok(Some(self.1.clone()))
+        }
+    }
+    let case = cases().into_iter().find(|c| c["id"] == "ci-key-cosign-valid").unwrap();
+    let source = IndexOf(candidate(&case), running_digest(&case));
+    let mut request = VerifyRequest {
+        image: ImageRef::parse("192.168.64.2:5000/cosign-signed-single-sample").unwrap(),
+        digest: format!("sha256:{}", "9".repeat(64)),
+        platform_digest: None,
+        requirements: vec![Requirement {
+            origin: "t".into(),
+            authorities: vec![authority(&case)],
+            count: 1,
+            reference: ReferenceRule::SameRepository,
+            signed_on: SignedOn::Index,
+        }],
+        now: 0,
+    };
+    assert_eq!(verify(&request, &source).outcome.unwrap_err().kind(), "digest-mismatch");
+    for on in [SignedOn::Platform, SignedOn::Either] {
+        request.requirements[0].signed_on = on;
+        assert!(verify(&request, &source).trusted(), "{on:?}");
+    }
+}

@@ -35,6 +35,12 @@ pub use trust::{Authority, IdentityMatch, ReferenceRule, Requirement, SignedOn};
 /// timeout, oversized, malformed) is an error, and verification fails closed on it.
 pub trait SignatureSource {
     fn signatures(&self, image: &ImageRef, digest: &str) -> Result<Vec<SignatureCandidate>, VerifyError>;
+
+    /// When `digest` is an index, the digest of this host's platform manifest in it
+    /// (`None`: not an index, or no entry for this platform).
+    fn platform_digest(&self, _image: &ImageRef, _digest: &str) -> Result<Option<String>, VerifyError> {
+        Ok(None)
+    }
 }
 
 /// Everything one verification needs, with no paths left to read.
@@ -70,6 +76,19 @@ impl Verdict {
 /// Checks every requirement (all must pass); within one, `count` distinct authorities
 /// must each have signed the digest with a payload that names it.
 pub fn verify(req: &VerifyRequest, source: &dyn SignatureSource) -> Verdict {
+    let needs_platform = req.requirements.iter().any(|r| r.signed_on != SignedOn::Index);
+    let resolved;
+    let req = if needs_platform && req.platform_digest.is_none() {
+        match source.platform_digest(&req.image, &req.digest) {
+            Ok(platform_digest) => {
+                resolved = VerifyRequest { platform_digest, ..req.clone() };
+                &resolved
+            }
+            Err(e) => return Verdict { digest: req.digest.clone(), outcome: Err(e) },
+        }
+    } else {
+        req
+    };
     let mut fetched: HashMap<String, Vec<SignatureCandidate>> = HashMap::new();
     let mut signers = Vec::new();
     for requirement in &req.requirements {

@@ -423,6 +423,18 @@ impl SignatureSource for RegistryClient {
     /// Tries each mirror, then the registry; the first host that answers (with
     /// signatures or a clean "none") decides. When none answers, the registry's own
     /// error is reported.
+    fn platform_digest(&self, image: &ImageRef, digest: &str) -> Result<Option<String>, VerifyError> {
+        let host = &image.registry;
+        let path = format!("/v2/{}/manifests/{digest}", image.repository);
+        let bytes = match self.get(host, &path, INDEX_ACCEPT, MAX_MANIFEST_BYTES)? {
+            Fetched::Found(b) => b,
+            Fetched::NotFound => {
+                return Err(VerifyError::RegistryStatus { registry: host.clone(), status: 404, what: path })
+            }
+        };
+        platform_entry(host, digest, &bytes)
+    }
+
     fn signatures(&self, image: &ImageRef, digest: &str) -> Result<Vec<SignatureCandidate>, VerifyError> {
         let mut last = None;
         for host in self.hosts(&image.registry) {
@@ -432,6 +444,41 @@ impl SignatureSource for RegistryClient {
             }
         }
         Err(last.expect("at least the registry itself is tried"))
+    }
+}
+
+/// The entry of an index for this host's platform (linux and the running
+/// architecture, by OCI's names). The bytes must be what `digest` names.
+fn platform_entry(host: &str, digest: &str, bytes: &[u8]) -> Result<Option<String>, VerifyError> {
+    if format!("sha256:{}", hex(&Sha256::digest(bytes))) != digest {
+        return Err(malformed_response(host, format!("manifest {digest} does not match its digest")));
+    }
+    #[derive(Deserialize)]
+    struct Index {
+        manifests: Option<Vec<Entry>>,
+    }
+    #[derive(Deserialize)]
+    struct Entry {
+        digest: String,
+        platform: Option<Platform>,
+    }
+    #[derive(Deserialize)]
+    struct Platform {
+        os: String,
+        architecture: String,
+    }
+    let index: Index = serde_json::from_slice(bytes).map_err(|e| malformed_response(host, format!("manifest: {e}")))?;
+    let arch = match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    };
+    let Some(entries) = index.manifests else { return Ok(None) };
+    let entry =
+        entries.into_iter().find(|e| e.platform.as_ref().is_some_and(|p| p.os == "linux" && p.architecture == arch));
+    match entry {
+        Some(e) => check_digest(&e.digest).map(Some).map_err(|_| malformed_response(host, "index entry digest")),
+        None => Ok(None),
     }
 }
 
@@ -528,6 +575,22 @@ mod tests {
         for bad in [&b"{"[..], br#"{"auths":{"x":{"auth":"@@"}}}"#, br#"{"auths":{"x":{"auth":"bm9jb2xvbg=="}}}"#] {
             assert!(parse_auth_file(bad).is_err());
         }
+    }
+
+    #[test]
+    fn the_platform_entry_of_an_index_is_found_and_checked() {
+        let arch = if std::env::consts::ARCH == "x86_64" { "amd64" } else { "arm64" };
+        let platform = format!("sha256:{}", "1".repeat(64));
+        let index = format!(
+            r#"{{"manifests":[{{"digest":"sha256:{}","platform":{{"os":"linux","architecture":"s390x"}}}},{{"digest":"{platform}","platform":{{"os":"linux","architecture":"{arch}"}}}}]}}"#,
+            "2".repeat(64)
+        );
+        let digest = format!("sha256:{}", hex(&Sha256::digest(index.as_bytes())));
+        assert_eq!(platform_entry("h", &digest, index.as_bytes()).unwrap(), Some(platform));
+        assert_eq!(platform_entry("h", &digest, b"x").unwrap_err().kind(), "malformed-response");
+        let manifest = br#"{"layers":[]}"#;
+        let d = format!("sha256:{}", hex(&Sha256::digest(manifest)));
+        assert_eq!(platform_entry("h", &d, manifest).unwrap(), None);
     }
 
     #[test]
