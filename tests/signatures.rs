@@ -93,6 +93,7 @@ fn hardrun_verify(env: &Env, args: &[&str]) -> Outcome {
 
 struct Setup {
     registry: Registry,
+    _keys_dir: tempfile::TempDir,
     keys: PathBuf,
     key: PathBuf,
     public: PathBuf,
@@ -102,11 +103,12 @@ struct Setup {
 
 fn setup() -> Setup {
     let registry = Registry::start();
-    let keys = tempfile::tempdir().unwrap().keep();
+    let keys_dir = tempfile::tempdir().unwrap();
+    let keys = keys_dir.path().to_owned();
     let (key, public) = generate_keys(HARDRUN, &keys.join("good"), PASSWORD);
     let signed = registry.push_busybox("app", "v1", "one");
     let unsigned = registry.push_busybox("app", "v2", "two");
-    Setup { registry, keys, key, public, signed, unsigned }
+    Setup { registry, _keys_dir: keys_dir, keys, key, public, signed, unsigned }
 }
 
 #[test]
