@@ -5,7 +5,6 @@
 use base64::Engine;
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use sigstore::cosign::bundle::Bundle;
 use sigstore::crypto::{CosignVerificationKey, Signature};
 
 use super::error::VerifyError;
@@ -13,6 +12,25 @@ use super::trust::hex;
 
 fn invalid(reason: impl Into<String>) -> VerifyError {
     VerifyError::BundleInvalid { reason: reason.into() }
+}
+
+/// cosign's `dev.sigstore.cosign/bundle` annotation.
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct Bundle {
+    signed_entry_timestamp: String,
+    payload: BundlePayload,
+}
+
+/// What Rekor signed: its canonical JSON (sorted keys, no spaces) is the SET's message.
+#[derive(Deserialize, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct BundlePayload {
+    body: String,
+    integrated_time: i64,
+    log_index: i64,
+    #[serde(rename = "logID")]
+    log_id: String,
 }
 
 /// The parts of a Rekor `rekord`/`hashedrekord` body that bind it to a signature.
