@@ -10,9 +10,9 @@
 set -euo pipefail
 
 # gcc + libc6-dev: rustc links through `cc`. jq: the demo edits config.json and prints JSON.
-MINIMAL_PACKAGES=(runc busybox-static jq gcc libc6-dev)
-# protobuf-compiler: the k8s-cri crate (CRI end-to-end tests) compiles its protos with protoc.
-TEST_PACKAGES=(containerd docker-registry umoci skopeo hyperfine protobuf-compiler)
+MINIMAL_PACKAGES=(runc busybox-static jq gcc libc6-dev protobuf-compiler)
+# protobuf-compiler: containerd-client (digest lookup) and k8s-cri (CRI tests) compile protos with protoc.
+TEST_PACKAGES=(containerd docker-registry umoci skopeo hyperfine)
 
 usage() {
     sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'

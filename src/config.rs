@@ -48,6 +48,8 @@ pub struct NodeConfig {
     pub sys_root: PathBuf,
     /// The host ID range user namespaces are allocated from (docs/userns.md).
     pub user_namespaces: crate::userns::RangeConfig,
+    /// Image signature verification: registries, containerd, the verdict cache.
+    pub image_verification: crate::verify::settings::VerificationSettings,
 }
 
 impl Default for NodeConfig {
@@ -63,6 +65,7 @@ impl Default for NodeConfig {
             hook_dirs: vec![PathBuf::from("/etc/hardrun/hooks.d")],
             hook_timeout: 10,
             user_namespaces: crate::userns::RangeConfig::default(),
+            image_verification: Default::default(),
         }
     }
 }

@@ -25,6 +25,7 @@ pub mod sandbox;
 pub mod spec;
 pub mod timefmt;
 pub mod userns;
+pub mod verify;
 pub mod yaml;
 
 mod runtime_mode;

@@ -50,7 +50,7 @@ pub struct ImageRef {
     pub digest: Option<String>,
 }
 
-/// The signature check's outcome (filled once image verification exists).
+/// The signature check's outcome (`crate::verify::gate`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SignatureVerdict {

@@ -9,6 +9,8 @@ mod install;
 mod lint;
 mod profile;
 mod schema;
+mod sign;
+mod verify;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -24,6 +26,8 @@ pub const TOOL_COMMANDS: &[&str] = &[
     "lint",
     "profile",
     "schema",
+    "sign",
+    "verify",
     "version",
     "help",
     "--help",
@@ -68,6 +72,10 @@ enum Tool {
     Profile(profile::ProfileArgs),
     /// Print the JSON Schema of a policy document (for editors' YAML language server)
     Schema(schema::SchemaArgs),
+    /// Sign an image with a cosign key (legacy format) and push the signature; or make a key pair
+    Sign(sign::SignArgs),
+    /// Check an image's cosign signatures as a create would; exit 0 only when trusted
+    Verify(verify::VerifyArgs),
     /// Print hardrun's version and the runc it would run
     Version,
     /// The seccomp recorder hardrun starts for a recorded container (internal)
@@ -93,6 +101,8 @@ pub fn run(args: &[OsString]) -> ExitCode {
         Tool::Lint(a) => lint::run(&a),
         Tool::Schema(a) => schema::run(&a),
         Tool::Profile(a) => profile::run(&a),
+        Tool::Sign(a) => sign::run(&a),
+        Tool::Verify(a) => verify::run(&a),
         Tool::Version => version(),
         Tool::Recorder => return crate::record::recorder::main(),
     };

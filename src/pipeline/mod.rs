@@ -192,19 +192,31 @@ pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
         Ok(x) => x,
         Err(e) => return deny_unevaluated(config, record, started, e.to_string()),
     };
-    let bundle = PathBuf::from(record.bundle.clone().unwrap_or_default());
-    let prepared = userns::prepare(config, req, &bundle, &spec.value, &mut eval);
-    for mut reclaimed in prepared.reclaimed.iter().cloned() {
-        let _ = audit::append(&config.audit_log, &mut reclaimed, false);
-    }
-    match crate::record::arm(config, &mut eval, req.container_id) {
-        Ok(armed) => record.recording = armed,
-        Err(reason) => return deny_unevaluated(config, record, started, reason),
-    }
+    // The image is checked before anything is allocated or started for the container:
+    // an unsigned image costs no user-namespace block and no recorder.
+    let image = crate::verify::gate::check_create(config, &eval.settings.image_signature, &eval.context);
+    let prepared = if image.denial.is_some() {
+        userns::Prepared::default()
+    } else {
+        let bundle = PathBuf::from(record.bundle.clone().unwrap_or_default());
+        let prepared = userns::prepare(config, req, &bundle, &spec.value, &mut eval);
+        for mut reclaimed in prepared.reclaimed.iter().cloned() {
+            let _ = audit::append(&config.audit_log, &mut reclaimed, false);
+        }
+        match crate::record::arm(config, &mut eval, req.container_id) {
+            Ok(armed) => record.recording = armed,
+            Err(reason) => {
+                prepared.undo();
+                return deny_unevaluated(config, record, started, reason);
+            }
+        }
+        prepared
+    };
     tracing::debug!(decision = ?eval.decision, policies = eval.policies.len(), "evaluated");
     crate::faults::crash_point("create.evaluated");
     fill_record(&mut record, &eval);
     record.userns = prepared.event.clone();
+    image.apply_to(&mut record);
     record.duration_us = elapsed_us(started);
     let warning = match record_durably(config, &mut record) {
         Ok(()) => None,
@@ -214,6 +226,9 @@ pub fn create(config: &NodeConfig, req: &CreateRequest<'_>) -> Outcome {
         }
         Err(other) => Some(other),
     };
+    if let Some(line) = image.denial {
+        return Outcome::Deny(format!("hardrun: container denied: {line}"));
+    }
     let proceed = || warning.clone().unwrap_or(Outcome::Exec);
     match eval.decision {
         Decision::Denied => {

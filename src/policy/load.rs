@@ -264,6 +264,7 @@ pub fn parse_documents(path: &Path, text: &str) -> Result<Documents, LoadError> 
             let mut doc: PolicyDoc = typed(path, text, i, value)?;
             // `localhost/<file>` profiles are relative to the policy file's directory.
             doc.spec.seccomp.resolve_paths(path.parent().unwrap_or(Path::new("/")));
+            doc.spec.image_signature.resolve(path.parent().unwrap_or(Path::new("/")));
             let hash = content_hash(&doc);
             out.policies.push(Policy { name: doc.metadata.name, source: path.to_owned(), hash, spec: doc.spec });
         } else if kind == KIND_RECORDING {

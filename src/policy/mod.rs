@@ -9,6 +9,7 @@ pub mod merge;
 pub mod model;
 pub mod seccomp;
 pub mod settings;
+pub mod signature;
 pub mod userns;
 
 pub use caps::CapName;

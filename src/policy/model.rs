@@ -84,6 +84,9 @@ pub struct PolicySpec {
     /// A user namespace per pod (see docs/userns.md).
     #[serde(default)]
     pub user_namespace: super::userns::UserNamespaceSettings,
+    /// Cosign signatures images must carry (see docs/signatures.md).
+    #[serde(default, skip_serializing_if = "super::signature::SignatureSettings::is_empty")]
+    pub image_signature: super::signature::SignatureSettings,
 }
 
 fn enforce() -> Mode {
@@ -107,6 +110,7 @@ impl PolicySpec {
             hooks: self.hooks.clone(),
             seccomp: self.seccomp.clone(),
             user_namespace: self.user_namespace.clone(),
+            image_signature: self.image_signature.with_policy_mode(self.mode),
         }
     }
 }
@@ -185,6 +189,8 @@ pub struct Settings {
     /// Every matching policy's seccomp constraint; the filter is their intersection.
     pub seccomp: super::seccomp::SeccompSettings,
     pub user_namespace: super::userns::UserNamespaceSettings,
+    /// Every matching policy's signature requirements; each must pass.
+    pub image_signature: super::signature::SignatureSettings,
 }
 
 strictness_by_fields!(Settings {
@@ -201,6 +207,7 @@ strictness_by_fields!(Settings {
     hooks,
     seccomp,
     user_namespace,
+    image_signature,
 });
 
 impl Settings {

@@ -216,6 +216,24 @@ fn runtime_default_constraint() -> seccomp::SeccompConstraint {
     serde_yaml::from_str("profile: runtime/default\ndenySyscalls: [keyctl]\n").unwrap()
 }
 
+/// Zero, one or two of two distinct signature requirements.
+fn arb_signature(a: bool, b: bool) -> crate::policy::signature::SignatureSettings {
+    let req = |glob: &str| {
+        serde_yaml::from_str(&format!(
+            "images: [\"{glob}\"]\nauthorities: [{{key: {{file: /k.pub}}}}]\nmode: enforce\n"
+        ))
+        .unwrap()
+    };
+    let mut v = Vec::new();
+    if a {
+        v.push(req("a/**"));
+    }
+    if b {
+        v.push(req("b/**"));
+    }
+    crate::policy::signature::SignatureSettings(v)
+}
+
 fn arb_settings() -> impl Strategy<Value = Settings> {
     let apparmor = (prop::collection::btree_set(prop::sample::select(&["a", "b"][..]), 0..2), prop::bool::ANY)
         .prop_map(|(p, r)| AppArmorSettings {
@@ -251,6 +269,7 @@ fn arb_settings() -> impl Strategy<Value = Settings> {
                     on_host_namespace: enforce.then_some(crate::policy::OnHostNamespace::Skip),
                     empty_dirs: privileged.then_some(crate::policy::EmptyDirStrategy::Chown),
                 },
+                image_signature: arb_signature(nnp, privileged),
             }
         },
     )

@@ -17,6 +17,8 @@
 //! commands that leave a container behind; [`Invocation::output`] is for the rest.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod registry;
+
 use std::ffi::OsString;
 use std::fs::File;
 use std::os::fd::AsRawFd;

@@ -89,6 +89,7 @@ pub fn check(set: &PolicySet, opts: &Options) -> Vec<Diagnostic> {
         userns_without_sandbox(p, &mut out);
         matches_nothing(&p.name, &p.source, &p.spec.selector, classes.as_ref(), &mut out);
         seccomp_references(p, &mut out);
+        super::signature::signature_checks(p, &mut out);
     }
     for e in &set.exemptions {
         exemption(e, &mut out);

@@ -16,6 +16,7 @@ mod recording;
 pub mod render;
 pub mod schema;
 mod schema_check;
+mod signature;
 pub mod spans;
 mod suggest;
 
@@ -86,7 +87,7 @@ rules! {
     HOST_NAMESPACES = "HR015", "host-namespaces-allowed", Warning, "namespaces.denyHost that leaves some host namespaces allowed.";
     WRITABLE_HOST_MOUNT = "HR016", "writable-host-mount", Warning, "hostMounts.allow admits a sensitive host path that no deny rule of the policy covers.";
     BROAD_AUDIT_MODE = "HR017", "broad-audit-mode", Warning, "mode: audit on a policy that selects every container.";
-    SIGNATURE_WITHOUT_AUTHORITY = "HR018", "signature-without-authority", Error, "Reserved: an image-signature requirement that names no key or trust root.";
+    SIGNATURE_WITHOUT_AUTHORITY = "HR018", "signature-without-authority", Error, "An imageSignature requirement no image can pass: no authorities, or fewer than its count.";
     MATCHES_NOTHING = "HR019", "matches-nothing", Warning, "A policy or exemption whose match can select no container this node runs.";
     INSECURE_PERMISSIONS = "HR020", "insecure-permissions", Error, "A policy file or directory that someone other than root can change (error for the node's policy dir, warning elsewhere).";
     UNREADABLE_INPUT = "HR021", "unreadable-input", Error, "A path that cannot be read, a file over the size limit, or more files or documents than a node loads.";

@@ -1,0 +1,119 @@
+//! Successful verdicts, reused for a TTL so a repeat create of the same image costs a
+//! file read. Keyed by the image name, the digest and a hash of the trust material:
+//! changing a key, identity or rule misses the cache. Failures are never stored.
+//! Files are written to a temp name and renamed, so a reader sees a whole verdict or
+//! none; anything unreadable is a miss.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::cosign::Signer;
+use super::trust::{hex, Requirement};
+
+/// Largest cache file read back (a verdict names a few signers).
+const MAX_ENTRY_BYTES: u64 = 64 * 1024;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Entry {
+    key: String,
+    /// Unix seconds after which the entry is stale.
+    expires: i64,
+    signers: Vec<Signer>,
+}
+
+pub struct VerdictCache {
+    dir: PathBuf,
+    ttl_seconds: u64,
+}
+
+impl VerdictCache {
+    pub fn new(state_dir: &Path, ttl_seconds: u64) -> Self {
+        VerdictCache { dir: state_dir.join("verify-cache"), ttl_seconds }
+    }
+
+    pub fn key(image_name: &str, digest: &str, requirements: &[Requirement]) -> String {
+        let mut h = Sha256::new();
+        for part in [image_name, digest, &Requirement::fingerprint(requirements)] {
+            h.update(part.as_bytes());
+            h.update([0]);
+        }
+        hex(&h.finalize())
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.json"))
+    }
+
+    /// The signers of a fresh successful verdict, if there is one.
+    pub fn get(&self, key: &str, now: i64) -> Option<Vec<Signer>> {
+        if self.ttl_seconds == 0 {
+            return None;
+        }
+        let bytes = crate::fsutil::read_capped(&self.path(key), MAX_ENTRY_BYTES).ok()?;
+        let entry: Entry = serde_json::from_slice(&bytes).ok()?;
+        // The key inside guards against a file copied or renamed to another name.
+        (entry.key == key && now < entry.expires && entry.expires <= now + self.ttl_seconds as i64)
+            .then_some(entry.signers)
+    }
+
+    /// Stores a successful verdict. Errors are for the caller to log: a cache that
+    /// cannot be written only costs the next create a registry round trip.
+    pub fn put(&self, key: &str, signers: &[Signer], now: i64) -> std::io::Result<()> {
+        if self.ttl_seconds == 0 {
+            return Ok(());
+        }
+        std::fs::create_dir_all(&self.dir)?;
+        let entry = Entry { key: key.to_owned(), expires: now + self.ttl_seconds as i64, signers: signers.to_vec() };
+        let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
+        let written = (|| {
+            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            f.write_all(&serde_json::to_vec(&entry).expect("entry serializes"))?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, self.path(key))
+        })();
+        if written.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        written
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signers() -> Vec<Signer> {
+        vec![Signer::Key { fingerprint: "sha256:ab".into() }]
+    }
+
+    #[test]
+    fn fresh_entries_hit_and_stale_or_foreign_ones_miss() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = VerdictCache::new(dir.path(), 60);
+        let key = VerdictCache::key("r/a", "sha256:00", &[]);
+        assert_eq!(cache.get(&key, 1000), None);
+        cache.put(&key, &signers(), 1000).unwrap();
+        assert_eq!(cache.get(&key, 1059), Some(signers()));
+        assert_eq!(cache.get(&key, 1060), None, "expired");
+        assert_eq!(cache.get(&key, 900), None, "an expiry past now + ttl is not trusted (clock went back)");
+        let other = VerdictCache::key("r/a", "sha256:01", &[]);
+        std::fs::copy(cache.path(&key), cache.path(&other)).unwrap();
+        assert_eq!(cache.get(&other, 1000), None, "a file under another key's name");
+        std::fs::write(cache.path(&key), b"{garbage").unwrap();
+        assert_eq!(cache.get(&key, 1000), None);
+    }
+
+    #[test]
+    fn zero_ttl_never_caches() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = VerdictCache::new(dir.path(), 0);
+        cache.put("k", &signers(), 0).unwrap();
+        assert_eq!(cache.get("k", 0), None);
+        assert!(!dir.path().join("verify-cache").exists());
+    }
+}
