@@ -13,7 +13,7 @@ command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 seconds=${1:-600}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(argv policy spec_patch seccomp_profile audit_log)
+((${#targets[@]})) || targets=(argv policy spec_patch seccomp_profile audit_log verifier_reply)
 for t in "${targets[@]}"; do
     mkdir -p "corpus/$t"
     echo "== $t: ${seconds}s" >&2

@@ -85,6 +85,12 @@ pub fn seccomp_profile(data: &[u8]) {
     }
 }
 
+/// What a sandboxed verifier child sends back (src/sandbox/, src/verify/gate.rs).
+pub fn verifier_reply(data: &[u8]) {
+    type Outcome = Result<Vec<crate::verify::Signer>, crate::verify::VerifyError>;
+    let _ = crate::sandbox::parse_reply::<Outcome>(data, "exit status 0");
+}
+
 /// An audit log file: every line through the review parser, and the chain check.
 pub fn audit_log(data: &[u8]) {
     let Ok(dir) = tempfile_dir() else { return };
@@ -113,4 +119,21 @@ fn tempfile_dir() -> std::io::Result<&'static Path> {
         std::fs::create_dir_all(&d).ok().map(|_| d)
     });
     dir.as_deref().ok_or_else(|| std::io::Error::other("no scratch directory"))
+}
+
+#[cfg(test)]
+mod tests {
+    /// The seeds are real replies: they decode, so the fuzzer starts from valid input.
+    #[test]
+    fn verifier_reply_seeds_decode() {
+        type Outcome = Result<Vec<crate::verify::Signer>, crate::verify::VerifyError>;
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/verifier_reply");
+        let read = |name: &str| std::fs::read(dir.join(name)).unwrap();
+        let (trusted, _) = crate::sandbox::parse_reply::<Outcome>(&read("trusted.json"), "exit status 0").unwrap();
+        assert_eq!(trusted.unwrap().len(), 2);
+        let (denied, _) = crate::sandbox::parse_reply::<Outcome>(&read("no-signature.json"), "exit status 0").unwrap();
+        assert_eq!(denied.unwrap_err().kind(), "no-signature");
+        let refused = crate::sandbox::parse_reply::<Outcome>(&read("not-confined.json"), "exit status 0");
+        assert!(matches!(refused, Err(crate::sandbox::SandboxError::Confine(_))));
+    }
 }

@@ -12,6 +12,7 @@ const TARGETS: &[(&str, Entry)] = &[
     ("spec_patch", hardrun::fuzz_entry::spec_patch),
     ("seccomp_profile", hardrun::fuzz_entry::seccomp_profile),
     ("audit_log", hardrun::fuzz_entry::audit_log),
+    ("verifier_reply", hardrun::fuzz_entry::verifier_reply),
 ];
 
 fn inputs(target: &str) -> Vec<PathBuf> {

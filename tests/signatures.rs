@@ -18,8 +18,9 @@ const PASSWORD: &str = "test-password";
 fn node(registry_host: &str, timeout_ms: u64) -> Env {
     let env = Env::new();
     env.write_config(&format!(
-        "{}imageVerification:\n  insecureRegistries: [\"{registry_host}\"]\n  timeoutMs: {timeout_ms}\n",
-        env.config_yaml(RUNC)
+        "{}debugLog: {}\nimageVerification:\n  insecureRegistries: [\"{registry_host}\"]\n  timeoutMs: {timeout_ms}\n",
+        env.config_yaml(RUNC),
+        env.dir().join("debug.log").display()
     ));
     env
 }
@@ -128,6 +129,10 @@ fn signed_images_run_and_every_other_kind_is_denied_with_its_reason() {
     assert_eq!(record["image"]["digest"], s.signed.as_str(), "{record}");
     assert!(record["signature"]["signer"].as_str().unwrap().starts_with("key sha256:"), "{record}");
     assert_eq!(record["signature"]["cached"], false);
+    // The registry's bytes were parsed in the confined child (src/sandbox/), not in the
+    // process that went on to exec runc.
+    let debug = std::fs::read_to_string(env.dir().join("debug.log")).unwrap_or_default();
+    assert!(debug.contains("verifier child confined") && debug.contains("fully enforced"), "debug log: {debug}");
     // The same again comes from the cache.
     assert_eq!(assert_runs(&env, &signed_ref)["signature"]["cached"], true);
     // Tag and digest both given: the digest is what counts.

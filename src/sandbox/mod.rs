@@ -197,7 +197,8 @@ fn reap(child: Pid, kill: bool) -> String {
     }
 }
 
-fn parse_reply<T: DeserializeOwned>(bytes: &[u8], status: &str) -> Result<(T, Achieved), SandboxError> {
+/// The parent's reading of a reply from a child that exited with `status`.
+pub(crate) fn parse_reply<T: DeserializeOwned>(bytes: &[u8], status: &str) -> Result<(T, Achieved), SandboxError> {
     if bytes.is_empty() {
         return Err(SandboxError::Died(status.to_owned()));
     }

@@ -53,6 +53,10 @@ pub enum VerifyError {
     // ---- the operator's trust settings
     #[error("trust settings: {reason}")]
     BadTrustSettings { reason: String },
+
+    // ---- the sandboxed child that does the network work and the parsing
+    #[error("verifier: {reason}")]
+    Verifier { reason: String },
 }
 
 impl VerifyError {
@@ -79,6 +83,7 @@ impl VerifyError {
             BundleInvalid { .. } => "bundle-invalid",
             NotEnoughSignatures { .. } => "not-enough-signatures",
             BadTrustSettings { .. } => "bad-trust-settings",
+            Verifier { .. } => "verifier-failed",
         }
     }
 

@@ -4,11 +4,12 @@
 //! denies, unless it says `required: false` and the digest is what cannot be known.
 
 use std::path::Path;
+use std::time::Duration;
 
 use super::cache::VerdictCache;
 use super::policy::{applicable, Applicable};
 use super::reference::ImageRef;
-use super::registry::RegistryClient;
+use super::registry::{RegistryAccess, RegistryClient};
 use super::settings::VerificationSettings;
 use super::{verify, Signer, VerifyError, VerifyRequest};
 use crate::audit::{Decision, ImageRef as AuditImage, Record, SignatureVerdict};
@@ -16,6 +17,7 @@ use crate::config::NodeConfig;
 use crate::context::ContainerContext;
 use crate::policy::signature::SignatureSettings;
 use crate::policy::Mode;
+use crate::sandbox;
 
 /// The rule ID of a signature denial (what runc's log and the audit record name).
 pub const RULE_SIGNATURE: &str = "image.signature";
@@ -134,9 +136,58 @@ pub fn check_image(
     out
 }
 
+/// The network work and every parse of registry bytes run in a confined child
+/// (src/sandbox/): it may read only what name resolution and TLS need and connect only
+/// to the registries' ports. A child that fails in any way is a verification failure.
 fn verify_online(node: &VerificationSettings, request: &VerifyRequest) -> Result<Vec<Signer>, VerifyError> {
-    let client = RegistryClient::new(node.access()?)?;
-    verify(request, &client).outcome
+    let access = node.access()?;
+    let conf = sandbox::Confinement {
+        read: sandbox::network_read_paths(),
+        connect_ports: registry_ports(&request.image.registry, &access),
+        timeout: child_deadline(access.timeout_ms),
+    };
+    let work = move || RegistryClient::new(access).and_then(|client| verify(request, &client).outcome);
+    match sandbox::run(&conf, work) {
+        Ok((outcome, achieved)) => {
+            tracing::debug!(landlock = %achieved.landlock, seccomp = achieved.seccomp, "verifier child confined");
+            outcome
+        }
+        Err(e) => Err(VerifyError::Verifier { reason: e.to_string() }),
+    }
+}
+
+/// Requests one verification may make (token, `.sig` manifest, payload blobs of a few
+/// signatures, a mirror tried first): the child's deadline is this many timeouts.
+const CHILD_DEADLINE_REQUESTS: u64 = 16;
+/// The child's deadline never exceeds this, whatever the per-request timeout.
+const MAX_CHILD_DEADLINE: Duration = Duration::from_secs(120);
+
+fn child_deadline(timeout_ms: u64) -> Duration {
+    Duration::from_millis(timeout_ms.max(1).saturating_mul(CHILD_DEADLINE_REQUESTS)).min(MAX_CHILD_DEADLINE)
+}
+
+/// The TCP ports the child may connect to: each host's explicit port, else 443 (or 80
+/// when the host is insecure), and always 443 (token services and blob storage that
+/// registries redirect to).
+fn registry_ports(registry: &str, access: &RegistryAccess) -> Vec<u16> {
+    let mut hosts: Vec<&str> =
+        access.mirrors.get(registry).map(|m| m.iter().map(String::as_str).collect()).unwrap_or_default();
+    hosts.push(registry);
+    let mut ports = vec![443];
+    for host in hosts {
+        let default = if access.insecure.iter().any(|h| h == host) { 80 } else { 443 };
+        ports.push(explicit_port(host).unwrap_or(default));
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    ports
+}
+
+/// The port of `host:port` or `[v6]:port`; `None` for a bare host.
+fn explicit_port(host: &str) -> Option<u16> {
+    let (name, port) = host.rsplit_once(':')?;
+    let bracketed = name.starts_with('[') && name.ends_with(']');
+    (bracketed || !name.contains(':')).then(|| port.parse().ok()).flatten()
 }
 
 /// containerd's answer when it can be asked; else the digest the reference pins.
@@ -175,4 +226,31 @@ fn deny(mut out: ImageCheck, name: &str, digest: Option<&str>, e: &VerifyError, 
     out.signature = Some(verdict_record(false, &[], cached, Some(line.clone())));
     out.denial = Some(line);
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_child_may_reach_each_registry_port_and_443() {
+        assert_eq!(explicit_port("127.0.0.1:5000"), Some(5000));
+        assert_eq!(explicit_port("[::1]:5001"), Some(5001));
+        assert_eq!(explicit_port("registry.example"), None);
+        assert_eq!(explicit_port("::1"), None);
+        let access = RegistryAccess {
+            insecure: vec!["plain.example".into()],
+            mirrors: [("docker.io".to_owned(), vec!["mirror.example:8443".to_owned()])].into(),
+            ..Default::default()
+        };
+        assert_eq!(registry_ports("docker.io", &access), [443, 8443]);
+        assert_eq!(registry_ports("plain.example", &access), [80, 443]);
+        assert_eq!(registry_ports("127.0.0.1:5000", &access), [443, 5000]);
+    }
+
+    #[test]
+    fn the_child_deadline_is_bounded() {
+        assert_eq!(child_deadline(1000), Duration::from_secs(16));
+        assert_eq!(child_deadline(u64::MAX), MAX_CHILD_DEADLINE);
+    }
 }

@@ -151,6 +151,9 @@ impl RegistryClient {
             .timeout(timeout)
             .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::limited(5))
+            // Proxy variables in the runtime's environment are not hardrun's settings:
+            // a registry is reached directly (the sandbox allows only its ports).
+            .no_proxy()
             .user_agent(concat!("hardrun/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| VerifyError::BadTrustSettings { reason: format!("HTTP client: {e}") })?;
