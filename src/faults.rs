@@ -6,7 +6,9 @@
 /// The variable naming the point to crash at.
 pub const CRASH_ENV: &str = "HARDRUN_CRASH_AT";
 
-/// Every point, in the order a create passes them.
+/// Every point of the audit and spec writes, in the order a create passes them
+/// (`tests/crash.rs` kills at each). The user-namespace table has its own:
+/// `userns.before-write`, `userns.before-rename`, `userns.after-rename` (tests/userns.rs).
 pub const POINTS: &[&str] = &[
     "create.evaluated",
     "audit.locked",

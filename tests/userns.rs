@@ -243,7 +243,7 @@ fn kill_9_mid_allocation_leaves_a_consistent_table() {
         return;
     }
     const START: u32 = start_of(5);
-    for point in ["before-write", "before-rename", "after-rename"] {
+    for point in ["userns.before-write", "userns.before-rename", "userns.after-rename"] {
         let env = env(5, 2, "read-only", "");
         let keep = env.id("keep");
         start(&env, &sandbox_bundle(&keep), &keep);
@@ -255,7 +255,7 @@ fn kill_9_mid_allocation_leaves_a_consistent_table() {
             .arg(b.path())
             .arg(&killed)
             .command()
-            .env("HARDRUN_TEST_USERNS_CRASH", point)
+            .env(hardrun::faults::CRASH_ENV, point)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

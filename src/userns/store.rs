@@ -204,9 +204,9 @@ impl Store {
                 .open(&tmp)?;
             f.write_all(&bytes)?;
             f.sync_all()?;
-            crash_point("before-rename");
+            crate::faults::crash_point("userns.before-rename");
             std::fs::rename(&tmp, self.table_path())?;
-            crash_point("after-rename");
+            crate::faults::crash_point("userns.after-rename");
             std::fs::File::open(&self.dir)?.sync_all()
         })();
         if result.is_err() {
@@ -265,7 +265,7 @@ impl Store {
         };
         table.allocations.push(allocation.clone());
         self.mark(req.owner)?;
-        crash_point("before-write");
+        crate::faults::crash_point("userns.before-write");
         self.write(&table)?;
         self.unmark_all(reclaimed.iter().chain(&dropped).filter(|a| a.owner != req.owner));
         Ok(Allocated { allocation, reused: false, reclaimed, dropped })
@@ -392,18 +392,6 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-/// A test-only crash: in debug builds, `HARDRUN_TEST_USERNS_CRASH=<point>` makes the
-/// process SIGKILL itself there, so tests can check what a crash leaves behind.
-#[cfg(debug_assertions)]
-fn crash_point(name: &str) {
-    if std::env::var("HARDRUN_TEST_USERNS_CRASH").is_ok_and(|v| v == name) {
-        // SAFETY: signalling ourselves.
-        unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
-    }
-}
-
-#[cfg(not(debug_assertions))]
-fn crash_point(_: &str) {}
 
 #[cfg(test)]
 mod tests {
