@@ -5,7 +5,7 @@
 //! none; anything unreadable is a miss.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -54,7 +54,14 @@ impl VerdictCache {
         if self.ttl_seconds == 0 {
             return None;
         }
-        let bytes = crate::fsutil::read_capped(&self.path(key), MAX_ENTRY_BYTES).ok()?;
+        // A symlink is never followed, and an entry counts only in a directory nobody but
+        // root can write to: a cached verdict stands in for a signature check.
+        let file = crate::fsutil::open_regular(&self.path(key), true).ok()?;
+        let bytes = crate::fsutil::read_capped_from(file, MAX_ENTRY_BYTES).ok()?;
+        if let Err(problem) = crate::fsutil::check_controlled_by_root(&self.dir) {
+            tracing::warn!(%problem, "verdict cache ignored");
+            return None;
+        }
         let entry: Entry = serde_json::from_slice(&bytes).ok()?;
         // The key inside guards against a file copied or renamed to another name.
         (entry.key == key && now < entry.expires && entry.expires <= now + self.ttl_seconds as i64)
@@ -67,11 +74,16 @@ impl VerdictCache {
         if self.ttl_seconds == 0 {
             return Ok(());
         }
-        std::fs::create_dir_all(&self.dir)?;
+        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
         let entry = Entry { key: key.to_owned(), expires: now + self.ttl_seconds as i64, signers: signers.to_vec() };
         let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
         let written = (|| {
-            let mut f = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+            let mut f = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(&tmp)?;
             f.write_all(&serde_json::to_vec(&entry).expect("entry serializes"))?;
             f.sync_all()?;
             std::fs::rename(&tmp, self.path(key))
@@ -106,6 +118,25 @@ mod tests {
         assert_eq!(cache.get(&other, 1000), None, "a file under another key's name");
         std::fs::write(cache.path(&key), b"{garbage").unwrap();
         assert_eq!(cache.get(&key, 1000), None);
+    }
+
+    #[test]
+    fn entries_through_symlinks_or_in_a_directory_others_can_write_are_ignored() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = VerdictCache::new(&dir.path().join("cache"), 60);
+        let key = VerdictCache::key("r/a", "sha256:00", &[]);
+        cache.put(&key, &signers(), 1000).unwrap();
+        assert_eq!(cache.get(&key, 1000), Some(signers()));
+        let mode = std::fs::metadata(dir.path().join("cache")).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+        std::fs::set_permissions(dir.path().join("cache"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(cache.get(&key, 1000), None, "a world-writable cache could hold forged verdicts");
+        std::fs::set_permissions(dir.path().join("cache"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let planted = dir.path().join("planted.json");
+        std::fs::rename(cache.path(&key), &planted).unwrap();
+        std::os::unix::fs::symlink(&planted, cache.path(&key)).unwrap();
+        assert_eq!(cache.get(&key, 1000), None, "a symlinked entry is not followed");
     }
 
     #[test]
