@@ -9,7 +9,7 @@ mod configmap;
 #[path = "common/cri.rs"]
 mod cri;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use common::{cap_mask, json_lines, proc_status, status_mask, DOCKER_DEFAULT_CAPS};
 use cri::{container_config, pod_config, wait_for_log, Containerd, Cri, Images, Registry};
@@ -20,16 +20,24 @@ struct Node {
     // Field order is drop order: pods are removed (in Drop) before containerd stops.
     cri: Cri,
     containerd: Containerd,
-    _registry: Registry,
+    registry: Registry,
     images: Images,
     audit_log: PathBuf,
     policy_dir: PathBuf,
+    node_config: PathBuf,
     dir: tempfile::TempDir,
 }
 
 impl Node {
     /// `policies`: (file name, text) for the node's policy directory.
     fn start(policies: &[(&str, &str)]) -> Node {
+        Node::start_with(policies, |_, _| String::new())
+    }
+
+    /// `extra_config(dir, registry)`: lines appended to hardrun's node config, given the
+    /// node's temp dir (containerd's socket is `<dir>/containerd.sock`) and the
+    /// registry's `host:port`.
+    fn start_with(policies: &[(&str, &str)], extra_config: impl FnOnce(&Path, &str) -> String) -> Node {
         let dir = tempfile::Builder::new().prefix("hardrun-cri-").tempdir().unwrap();
         let d = dir.path();
         let registry = Registry::start(d);
@@ -48,10 +56,11 @@ impl Node {
         std::fs::write(
             &node_config,
             format!(
-                "runtime: /usr/sbin/runc\npolicyDir: {}\nauditLog: {}\nstateDir: {}\n",
+                "runtime: /usr/sbin/runc\npolicyDir: {}\nauditLog: {}\nstateDir: {}\n{}",
                 policy_dir.display(),
                 audit_log.display(),
-                d.join("hardrun-state").display()
+                d.join("hardrun-state").display(),
+                extra_config(d, &registry.addr)
             ),
         )
         .unwrap();
@@ -60,7 +69,7 @@ impl Node {
         let containerd = Containerd::start(d, &config, &[("HARDRUN_CONFIG", &node_config)]);
         let cri = Cri::connect(&containerd.socket);
         cri.pull(&images.busybox);
-        Node { cri, containerd, _registry: registry, images, audit_log, policy_dir, dir }
+        Node { cri, containerd, registry, images, audit_log, policy_dir, node_config, dir }
     }
 
     fn log_dir(&self, pod: &str) -> PathBuf {
@@ -246,5 +255,89 @@ fn configmap_policy_swaps_reach_the_next_container_and_a_broken_set_fails_closed
     node.cri.start(&fixed).unwrap_or_else(|e| panic!("after the fix: {e}"));
     let text = wait_for_log(&node.log_dir("cm").join("after.log"), "==done");
     assert_eq!(status_mask(&proc_status(&text), "CapEff"), baseline_caps());
+    node.cri.stop_and_remove_pod(&pod);
+}
+
+const KEY_PASSWORD: &str = "e2e-password";
+
+/// `hardrun sign --generate-key` in `dir`: (private key, public key).
+fn generate_keys(dir: &Path) -> (PathBuf, PathBuf) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hardrun"))
+        .args(["sign", "--generate-key", "--output-dir"])
+        .arg(dir)
+        .env("COSIGN_PASSWORD", KEY_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "generate-key: {}", String::from_utf8_lossy(&out.stderr));
+    (dir.join("cosign.key"), dir.join("cosign.pub"))
+}
+
+/// Through CRI, as the kubelet pulls by tag: containerd resolves the digest, hardrun asks
+/// containerd for it over its socket (namespace `k8s.io`, from runc's --root) and checks
+/// that digest's signature. Unsigned: the container fails StartContainer with the rule
+/// and the failure kind, as `kubectl describe pod` shows it. Signed: the next container
+/// of the same image starts, and its record names the signer. The pause image is outside
+/// the requirement's `images` and stays admitted.
+#[test]
+fn an_unsigned_image_is_refused_through_cri_and_runs_once_signed() {
+    if !common::prerequisites_met() || !cri::prerequisites_met() {
+        return;
+    }
+    let keys = tempfile::tempdir().unwrap();
+    let (key, public) = generate_keys(keys.path());
+    let node = Node::start_with(&[], |dir, registry| {
+        format!(
+            "imageVerification:\n  insecureRegistries: [\"{registry}\"]\n  timeoutMs: 5000\n  containerdSocket: {}\n",
+            dir.join("containerd.sock").display()
+        )
+    });
+    let policy = format!(
+        "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: signed-app\nspec:\n  imageSignature:\n    \
+         - images: [\"{}/test/busybox*\"]\n      authorities:\n        - key: {{file: {}}}\n",
+        node.registry.addr,
+        public.display()
+    );
+    std::fs::write(node.policy_dir.join("signed.yaml"), policy).unwrap();
+    let image = &node.images.busybox;
+    let pinned = node.cri.repo_digest(image);
+
+    let sandbox = pod_config("signed", &node.log_dir("signed"));
+    let pod = node.cri.run_pod(&sandbox, "hardrun").unwrap_or_else(|e| {
+        panic!("the pause image is not under the requirement: {e}\n{}", node.containerd.log_text())
+    });
+    let script = "echo app-ran; exec sleep 600";
+    let unsigned = node.cri.create(&pod, &sandbox, container_config("unsigned", image, script, &[])).unwrap();
+    let err = node.cri.start(&unsigned).expect_err("an unsigned image must not start");
+    let msg = err.message();
+    assert!(msg.contains("hardrun: container denied: image.signature") && msg.contains("(no-signature)"), "{msg}");
+    let st = node.cri.status(&unsigned);
+    assert_eq!(st.reason, "StartError", "{st:?}");
+    assert!(st.message.contains("(no-signature)"), "{st:?}");
+    let digest = pinned.rsplit_once('@').unwrap().1.to_owned();
+    let denied = node.audit().into_iter().find(|r| r["decision"] == "denied").expect("the denial is audited");
+    assert_eq!(denied["image"]["digest"], digest.as_str(), "containerd's digest was checked: {denied}");
+    assert_eq!(denied["signature"]["verified"], false, "{denied}");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_hardrun"))
+        .args(["sign", "--key"])
+        .arg(&key)
+        .arg(&pinned)
+        .env("HARDRUN_CONFIG", &node.node_config)
+        .env("COSIGN_PASSWORD", KEY_PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "sign {pinned}: {}", String::from_utf8_lossy(&out.stderr));
+
+    let signed = node.cri.create(&pod, &sandbox, container_config("signed", image, script, &[])).unwrap();
+    node.cri.start(&signed).unwrap_or_else(|e| panic!("a signed image starts: {e}"));
+    wait_for_log(&node.log_dir("signed").join("signed.log"), "app-ran");
+    let records = node.audit();
+    let ran = records
+        .iter()
+        .find(|r| r["command"] == "create" && r["context"]["containerType"] == "container" && r["decision"] != "denied")
+        .unwrap_or_else(|| panic!("no record of the signed container: {records:#?}"));
+    assert_eq!(ran["signature"]["verified"], true, "{ran}");
+    assert_eq!(ran["image"]["digest"], digest.as_str(), "{ran}");
+    assert!(ran["signature"]["signer"].as_str().is_some_and(|s| s.starts_with("key sha256:")), "{ran}");
     node.cri.stop_and_remove_pod(&pod);
 }

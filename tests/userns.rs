@@ -268,7 +268,8 @@ fn kill_9_mid_allocation_leaves_a_consistent_table() {
             .iter()
             .map(|a| a["owner"].as_str().unwrap().to_owned())
             .collect();
-        let expected = if point == "userns.after-rename" { vec![keep.clone(), killed.clone()] } else { vec![keep.clone()] };
+        let expected =
+            if point == "userns.after-rename" { vec![keep.clone(), killed.clone()] } else { vec![keep.clone()] };
         assert_eq!(owners, expected, "{point}: the old table or the new one, whole");
         // The lock died with the process; the killed create's block comes back.
         let next = env.id("next");

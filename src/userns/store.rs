@@ -392,7 +392,6 @@ pub fn process_start_time(pid: u32) -> Option<u64> {
     rest.split_whitespace().nth(19)?.parse().ok()
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

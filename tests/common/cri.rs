@@ -19,9 +19,10 @@ use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     Capability, ContainerConfig, ContainerMetadata, ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest,
-    ImageSpec, LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
-    ListPodSandboxRequest, NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PullImageRequest,
-    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
+    ImageSpec, ImageStatusRequest, LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, ListPodSandboxRequest, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, PullImageRequest, RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest,
+    StopPodSandboxRequest,
 };
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -348,6 +349,15 @@ impl Cri {
         let mut images = self.images.clone();
         let req = PullImageRequest { image: Some(image_spec(image)), ..Default::default() };
         self.rt.block_on(images.pull_image(req)).unwrap_or_else(|e| panic!("PullImage {image}: {e}"));
+    }
+
+    /// `repo@sha256:…` of a pulled image: the manifest digest containerd resolved.
+    pub fn repo_digest(&self, image: &str) -> String {
+        let mut images = self.images.clone();
+        let req = ImageStatusRequest { image: Some(image_spec(image)), verbose: false };
+        let status = self.rt.block_on(images.image_status(req)).unwrap_or_else(|e| panic!("ImageStatus {image}: {e}"));
+        let image_info = status.into_inner().image.unwrap_or_else(|| panic!("{image} is not pulled"));
+        image_info.repo_digests.into_iter().next().unwrap_or_else(|| panic!("{image} has no repo digest"))
     }
 
     pub fn run_pod(&self, config: &PodSandboxConfig, handler: &str) -> Result<String, tonic::Status> {
