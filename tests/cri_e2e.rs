@@ -341,3 +341,77 @@ fn an_unsigned_image_is_refused_through_cri_and_runs_once_signed() {
     assert!(ran["signature"]["signer"].as_str().is_some_and(|s| s.starts_with("key sha256:")), "{ran}");
     node.cri.stop_and_remove_pod(&pod);
 }
+
+const USERNS_RANGE_START: u64 = 2_000_000_000;
+const USERNS_RANGE_SIZE: u64 = 10 * 65536;
+
+/// The first line of a uid_map: (inside, outside, count).
+fn first_mapping(uid_map: &str) -> (u64, u64, u64) {
+    let f: Vec<u64> = uid_map.split_whitespace().take(3).map(|n| n.parse().unwrap()).collect();
+    assert_eq!(f.len(), 3, "uid_map: {uid_map:?}");
+    (f[0], f[1], f[2])
+}
+
+/// A pod in its own network namespace (the tests' CNI plugin) under a policy with
+/// `userNamespace: {mode: pod}`: inside the app container root is mapped onto a block of
+/// the node's host range, the sandbox has the same mapping, and from the host the app's
+/// process runs as that unprivileged host UID.
+#[test]
+fn a_pod_gets_a_user_namespace_through_cri() {
+    if !common::prerequisites_met() || !cri::prerequisites_met() {
+        return;
+    }
+    let policy = (
+        "userns.yaml",
+        "apiVersion: hardrun.dev/v1alpha1\nkind: Policy\nmetadata:\n  name: pods-in-user-namespaces\nspec:\n  \
+         match:\n    containerTypes: [sandbox, container]\n  userNamespace:\n    mode: pod\n",
+    );
+    let node = Node::start_with(&[policy], |dir, _| {
+        // The mapped root must reach the rootfs under containerd's state dir, inside this
+        // temp dir (tempfile makes it 0700); containerd's own directories are 0711.
+        std::fs::set_permissions(dir, std::os::unix::fs::PermissionsExt::from_mode(0o711)).unwrap();
+        format!(
+            "userNamespaces:\n  hostRange: {{start: {USERNS_RANGE_START}, size: {USERNS_RANGE_SIZE}}}\n  stateDir: {}\n",
+            dir.join("userns").display()
+        )
+    });
+    let sandbox = cri::with_pod_network(pod_config("userns", &node.log_dir("userns")));
+    let pod = node
+        .cri
+        .run_pod(&sandbox, "hardrun")
+        .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", node.containerd.log_text()));
+    let script = "cat /proc/self/uid_map; echo ==done; exec sleep 600";
+    let app = cri::in_pod_network(container_config("app", &node.images.busybox, script, &[]));
+    let ctr = node.cri.create(&pod, &sandbox, app).unwrap();
+    node.cri.start(&ctr).unwrap_or_else(|e| panic!("StartContainer: {e}\n{:#?}", node.audit()));
+    let inside = wait_for_log(&node.log_dir("userns").join("app.log"), "==done");
+
+    let (first, start, count) = first_mapping(&inside);
+    assert_eq!((first, count), (0, 65536), "uid_map inside: {inside}");
+    assert!(
+        (USERNS_RANGE_START..USERNS_RANGE_START + USERNS_RANGE_SIZE).contains(&start),
+        "block {start} outside the host range: {inside}"
+    );
+    let sandbox_pid = cri::pid_of(&node.cri.pod_info(&pod));
+    let sandbox_map = std::fs::read_to_string(format!("/proc/{sandbox_pid}/uid_map")).unwrap();
+    assert_eq!(first_mapping(&sandbox_map), (0, start, 65536), "sandbox uid_map: {sandbox_map}");
+
+    let app_pid = cri::pid_of(&node.cri.container_info(&ctr));
+    let status = proc_status(&std::fs::read_to_string(format!("/proc/{app_pid}/status")).unwrap());
+    let host_uid: u64 = status["Uid"].split_whitespace().next().unwrap().parse().unwrap();
+    assert_eq!(host_uid, start, "container root is host uid {start}: {status:?}");
+
+    // What made it possible, in the sandbox's record: its own user namespace, sysfs as a
+    // bind (CNI's network namespace is the host user namespace's), /dev/shm's locked flags.
+    let records = node.audit();
+    let sandbox_record = records
+        .iter()
+        .find(|r| r["command"] == "create" && r["context"]["containerType"] == "sandbox")
+        .expect("a sandbox record");
+    let rules: Vec<&str> =
+        sandbox_record["findings"].as_array().unwrap().iter().filter_map(|f| f["rule"].as_str()).collect();
+    for rule in ["userns.allocated", "userns.sysfs", "userns.bind-flags"] {
+        assert!(rules.contains(&rule), "{rule} missing: {rules:?}");
+    }
+    node.cri.stop_and_remove_pod(&pod);
+}

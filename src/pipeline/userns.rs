@@ -247,6 +247,7 @@ impl Cx<'_> {
         let mut out = vec![rules::new_namespace(self.spec, a.host_start, a.size)];
         // A namespace joined by path predates the new user namespace: never its own.
         out.extend(rules::network_path(self.spec).and_then(|netns| rules::sysfs_as_bind(self.spec, netns)));
+        out.extend(rules::bind_locked_flags(self.spec, mount_flags));
         out.extend(self.apply_strategy(a.host_start, a.size)?);
         Ok(out)
     }
@@ -283,6 +284,7 @@ impl Cx<'_> {
                 v
             }
         };
+        out.extend(rules::bind_locked_flags(self.spec, mount_flags));
         out.extend(self.apply_strategy(a.host_start, a.size)?);
         out.extend(self.chown_empty_dirs(a.host_start, a.size)?);
         Ok(out)
@@ -349,4 +351,18 @@ pub(crate) fn release_on_delete(config: &NodeConfig, id: &str) -> Result<Option<
         Ok(released) => Ok(released.map(|a| UsernsEvent::of(UsernsAction::Release, &a))),
         Err(e) => Err(format!("user namespace block not released: {e}")),
     }
+}
+
+/// The flags of the mount holding `source` (statvfs), for [`rules::bind_locked_flags`].
+fn mount_flags(source: &str) -> Option<rules::LockedFlags> {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let f = statvfs(source).ok()?.flags();
+    Some(rules::LockedFlags {
+        read_only: f.contains(FsFlags::ST_RDONLY),
+        nosuid: f.contains(FsFlags::ST_NOSUID),
+        nodev: f.contains(FsFlags::ST_NODEV),
+        noexec: f.contains(FsFlags::ST_NOEXEC),
+        noatime: f.contains(FsFlags::ST_NOATIME),
+        nodiratime: f.contains(FsFlags::ST_NODIRATIME),
+    })
 }
