@@ -417,6 +417,26 @@ mod tests {
     }
 
     #[test]
+    fn malformed_mounts_are_left_alone() {
+        let all = |_: &str| Some(LockedFlags { nosuid: true, read_only: true, ..Default::default() });
+        for mounts in [
+            json!("not a list"),
+            json!([null, 3, "x"]),
+            json!([{"type": "bind", "options": "ro"}]),
+            json!([{"type": "bind", "source": 7, "options": ["ro"]}]),
+            json!([{"type": "bind", "options": ["ro"]}]),
+            json!([{"type": "bind", "source": "/s", "options": [1, null]}]),
+            json!([{"type": "tmpfs", "source": "/s", "options": ["ro"]}]),
+        ] {
+            assert!(bind_locked_flags(&json!({"mounts": mounts}), all).is_none(), "{mounts}");
+        }
+        // Non-string options are kept as they were; the missing flags are appended.
+        let mut s = json!({"mounts": [{"source": "/s", "options": ["rbind", 5, "ro"]}]});
+        bind_locked_flags(&s, all).unwrap().patch.apply(&mut s).unwrap();
+        assert_eq!(s["mounts"][0]["options"], json!(["rbind", 5, "ro", "nosuid"]));
+    }
+
+    #[test]
     fn mqueue_mounts_are_removed_highest_first() {
         let mut s = json!({"mounts": [
             {"destination": "/dev/mqueue", "type": "mqueue"},
