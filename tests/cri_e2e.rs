@@ -392,6 +392,14 @@ fn a_pod_gets_a_user_namespace_through_cri() {
         (USERNS_RANGE_START..USERNS_RANGE_START + USERNS_RANGE_SIZE).contains(&start),
         "block {start} outside the host range: {inside}"
     );
+    // kubectl exec: runc 1.1 joins the container's user namespace before its others,
+    // and from there may not join the pod's ipc namespace (the sandbox's user namespace
+    // owns it): a known gap (docs/userns.md, "Limits and known gaps"), pinned here so
+    // the doc stays true. With a runc that joins in a workable order this fails: then
+    // assert the mapping instead.
+    let exec = node.cri.try_exec_sync(&ctr, &["cat", "/proc/self/uid_map"]);
+    let err = exec.expect_err("runc 1.1 cannot exec into this container");
+    assert!(err.message().contains("error executing setns process"), "{}", err.message());
     let sandbox_pid = cri::pid_of(&node.cri.pod_info(&pod));
     let sandbox_map = std::fs::read_to_string(format!("/proc/{sandbox_pid}/uid_map")).unwrap();
     assert_eq!(first_mapping(&sandbox_map), (0, start, 65536), "sandbox uid_map: {sandbox_map}");

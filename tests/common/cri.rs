@@ -449,10 +449,19 @@ impl Cri {
 
     /// `ExecSync`: exit code, stdout, stderr.
     pub fn exec_sync(&self, id: &str, cmd: &[&str]) -> (i32, String, String) {
+        self.try_exec_sync(id, cmd).expect("ExecSync")
+    }
+
+    /// `ExecSync`, its error returned.
+    pub fn try_exec_sync(&self, id: &str, cmd: &[&str]) -> Result<(i32, String, String), tonic::Status> {
         let req =
             ExecSyncRequest { container_id: id.into(), cmd: cmd.iter().map(|s| s.to_string()).collect(), timeout: 20 };
-        let r = self.call(|mut c| async move { c.exec_sync(req).await }).expect("ExecSync").into_inner();
-        (r.exit_code, String::from_utf8_lossy(&r.stdout).into_owned(), String::from_utf8_lossy(&r.stderr).into_owned())
+        let r = self.call(|mut c| async move { c.exec_sync(req).await })?.into_inner();
+        Ok((
+            r.exit_code,
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+        ))
     }
 
     pub fn stop_and_remove_pod(&self, id: &str) {
