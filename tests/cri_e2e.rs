@@ -380,12 +380,26 @@ fn a_pod_gets_a_user_namespace_through_cri() {
         .cri
         .run_pod(&sandbox, "hardrun")
         .unwrap_or_else(|e| panic!("RunPodSandbox: {e}\n{}", node.containerd.log_text()));
-    let script = "cat /proc/self/uid_map; echo ==done; exec sleep 600";
-    let app = cri::in_pod_network(container_config("app", &node.images.busybox, script, &[]));
+    let script = "cat /proc/self/uid_map; cat /var/run/secrets/kubernetes.io/serviceaccount/token; echo; \
+                  echo ==done; exec sleep 600";
+    let mut app = cri::in_pod_network(container_config("app", &node.images.busybox, script, &[]));
+    // A service account token, as nearly every pod has, at a path the image lacks (and
+    // the image lacks /etc/resolv.conf, which containerd binds into the sandbox): the
+    // pod's root may not create them in the image's directories, so hardrun does.
+    let token = node.dir.path().join("token");
+    std::fs::create_dir_all(&token).unwrap();
+    std::fs::write(token.join("token"), "e2e-token").unwrap();
+    app.mounts.push(k8s_cri::v1::Mount {
+        container_path: "/var/run/secrets/kubernetes.io/serviceaccount".into(),
+        host_path: token.display().to_string(),
+        readonly: true,
+        ..Default::default()
+    });
     let ctr = node.cri.create(&pod, &sandbox, app).unwrap();
     node.cri.start(&ctr).unwrap_or_else(|e| panic!("StartContainer: {e}\n{:#?}", node.audit()));
     let inside = wait_for_log(&node.log_dir("userns").join("app.log"), "==done");
 
+    assert!(inside.contains("e2e-token"), "the token volume is mounted: {inside}");
     let (first, start, count) = first_mapping(&inside);
     assert_eq!((first, count), (0, 65536), "uid_map inside: {inside}");
     assert!(
@@ -418,8 +432,22 @@ fn a_pod_gets_a_user_namespace_through_cri() {
         .expect("a sandbox record");
     let rules: Vec<&str> =
         sandbox_record["findings"].as_array().unwrap().iter().filter_map(|f| f["rule"].as_str()).collect();
-    for rule in ["userns.allocated", "userns.sysfs", "userns.bind-flags"] {
+    for rule in ["userns.allocated", "userns.sysfs", "userns.bind-flags", "userns.mount-points"] {
         assert!(rules.contains(&rule), "{rule} missing: {rules:?}");
     }
+    let app_record = records
+        .iter()
+        .find(|r| r["command"] == "create" && r["context"]["containerName"] == "app")
+        .unwrap_or_else(|| panic!("an app record: {records:#?}"));
+    let created = app_record["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["rule"] == "userns.mount-points")
+        .unwrap_or_else(|| panic!("mount points for the app: {app_record}"));
+    assert!(
+        created["message"].as_str().unwrap().contains("/var/run/secrets/kubernetes.io/serviceaccount"),
+        "{created}"
+    );
     node.cri.stop_and_remove_pod(&pod);
 }

@@ -30,6 +30,8 @@ pub const RULE_EMPTY_DIR: &str = "userns.empty-dir";
 pub const RULE_MQUEUE: &str = "userns.mqueue";
 /// sysfs replaced by a recursive read-only bind of the host's /sys.
 pub const RULE_SYSFS: &str = "userns.sysfs";
+/// Missing mount destinations created in the image rootfs as host root.
+pub const RULE_MOUNT_POINTS: &str = "userns.mount-points";
 /// A bind mount's options completed with the flags its source mount carries.
 pub const RULE_BIND_FLAGS: &str = "userns.bind-flags";
 

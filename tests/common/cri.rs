@@ -151,11 +151,6 @@ pub fn build_images(dir: &Path, registry: &Registry) -> Images {
     for d in ["tmp", "etc", "proc", "sys", "dev"] {
         std::fs::create_dir_all(bundle.join("rootfs").join(d)).unwrap();
     }
-    // Mount points containerd binds over for pods with a network of their own: in a user
-    // namespace the mapped root cannot create them in an /etc owned by host root.
-    for f in ["etc/resolv.conf", "etc/hostname", "etc/hosts"] {
-        std::fs::write(bundle.join("rootfs").join(f), "").unwrap();
-    }
     run(Command::new("umoci").args(["repack", "--image", &image("busybox")]).arg(&bundle));
     run(Command::new("umoci").args([
         "config",
