@@ -30,6 +30,10 @@ pub const RULE_EMPTY_DIR: &str = "userns.empty-dir";
 pub const RULE_MQUEUE: &str = "userns.mqueue";
 /// sysfs replaced by a recursive read-only bind of the host's /sys.
 pub const RULE_SYSFS: &str = "userns.sysfs";
+/// Missing mount destinations created in the image rootfs as host root.
+pub const RULE_MOUNT_POINTS: &str = "userns.mount-points";
+/// A bind mount's options completed with the flags its source mount carries.
+pub const RULE_BIND_FLAGS: &str = "userns.bind-flags";
 
 /// What the pipeline must do (with I/O) for this container.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -187,6 +191,81 @@ pub fn sysfs_as_bind(spec: &Value, netns: &str) -> Option<Finding> {
     })
 }
 
+/// Options that make runc 1.1 remount a bind mount after binding it.
+const REMOUNT_OPTIONS: &[&str] =
+    &["ro", "nosuid", "nodev", "noexec", "noatime", "nodiratime", "relatime", "strictatime", "sync", "dirsync", "mand"];
+
+/// Flags of a bind's source mount that the kernel locks for a less privileged user
+/// namespace: a remount must repeat them or fails with EPERM.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LockedFlags {
+    pub read_only: bool,
+    pub nosuid: bool,
+    pub nodev: bool,
+    pub noexec: bool,
+    pub noatime: bool,
+    pub nodiratime: bool,
+}
+
+impl LockedFlags {
+    fn options(&self) -> Vec<&'static str> {
+        [
+            (self.read_only, "ro"),
+            (self.nosuid, "nosuid"),
+            (self.nodev, "nodev"),
+            (self.noexec, "noexec"),
+            (self.noatime, "noatime"),
+            (self.nodiratime, "nodiratime"),
+        ]
+        .into_iter()
+        .filter_map(|(set, name)| set.then_some(name))
+        .collect()
+    }
+}
+
+/// Inside a new user namespace, runc 1.1 remounts a bind that has flags (containerd
+/// 1.6 binds the pod's /dev/shm `rbind, ro`) with only the flags the spec names. The
+/// source's nosuid, nodev, noexec (and ro, atime) are locked there, so that remount
+/// fails with EPERM and the container never starts. Each such bind gets the flags its
+/// source mount already has: what the container sees does not change, the remount
+/// keeps the locked flags and passes. `flags_of(source)` reads a source's mount flags
+/// (statvfs); a source it cannot read is left alone.
+pub fn bind_locked_flags(spec: &Value, flags_of: impl Fn(&str) -> Option<LockedFlags>) -> Option<Finding> {
+    let mounts = spec.get("mounts").and_then(Value::as_array)?;
+    let mut patch = Patch::default();
+    let mut changed = Vec::new();
+    for (i, m) in mounts.iter().enumerate() {
+        let options: Vec<&str> =
+            m.get("options").and_then(Value::as_array).into_iter().flatten().filter_map(Value::as_str).collect();
+        let is_bind = m.get("type").and_then(Value::as_str) == Some("bind")
+            || options.iter().any(|o| *o == "bind" || *o == "rbind");
+        if !is_bind || !options.iter().any(|o| REMOUNT_OPTIONS.contains(o)) {
+            continue;
+        }
+        let Some(flags) = m.get("source").and_then(Value::as_str).and_then(&flags_of) else { continue };
+        let missing: Vec<&str> = flags.options().into_iter().filter(|o| !options.contains(o)).collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let mut completed: Vec<Value> = m["options"].as_array().cloned().unwrap_or_default();
+        completed.extend(missing.iter().map(|o| json!(o)));
+        patch.push(PatchOp::replace(format!("/mounts/{i}/options"), Value::Array(completed)));
+        let dest = m.get("destination").and_then(Value::as_str).unwrap_or("?");
+        changed.push(format!("{dest} (+{})", missing.join(",")));
+    }
+    (!patch.is_empty()).then(|| {
+        Finding::mutate(
+            RULE_BIND_FLAGS,
+            format!(
+                "bind mounts completed with their source's locked flags, which a remount inside the user \
+                 namespace must keep: {}",
+                changed.join(", ")
+            ),
+            patch,
+        )
+    })
+}
+
 /// The pod's mapping in a user namespace of the container's own: for an app container
 /// whose network namespace (made by CNI, owned by the host's user namespace) it could
 /// not join from inside the pod's. runc joins namespaces by path before creating a
@@ -316,6 +395,47 @@ mod tests {
         assert!(s["mounts"][1]["options"].as_array().unwrap().contains(&json!("rro")));
         assert_eq!(s["mounts"][0]["type"], "proc");
         assert!(sysfs_as_bind(&s, "x").is_none(), "no sysfs left");
+    }
+
+    #[test]
+    fn remounted_binds_get_their_sources_locked_flags() {
+        let mut s = json!({"mounts": [
+            {"destination": "/dev/shm", "type": "bind", "source": "/shm", "options": ["rbind", "ro"]},
+            {"destination": "/etc/hosts", "type": "bind", "source": "/hosts", "options": ["rbind", "rprivate", "rw"]},
+            {"destination": "/unreadable", "type": "bind", "source": "/gone", "options": ["rbind", "ro"]},
+            {"destination": "/proc", "type": "proc", "source": "proc", "options": ["nosuid"]},
+        ]});
+        let tmpfs = LockedFlags { nosuid: true, nodev: true, noexec: true, ..Default::default() };
+        let flags_of = |src: &str| (src != "/gone").then_some(tmpfs);
+        let f = bind_locked_flags(&s, flags_of).unwrap();
+        assert_eq!(f.rule, RULE_BIND_FLAGS);
+        assert!(f.message.contains("/dev/shm (+nosuid,nodev,noexec)"), "{}", f.message);
+        f.patch.apply(&mut s).unwrap();
+        assert_eq!(s["mounts"][0]["options"], json!(["rbind", "ro", "nosuid", "nodev", "noexec"]));
+        assert_eq!(s["mounts"][1]["options"], json!(["rbind", "rprivate", "rw"]), "not remounted by runc");
+        assert_eq!(s["mounts"][2]["options"], json!(["rbind", "ro"]), "source unreadable: left alone");
+        assert!(bind_locked_flags(&s, flags_of).is_none(), "idempotent");
+        assert!(bind_locked_flags(&json!({}), flags_of).is_none());
+    }
+
+    #[test]
+    fn malformed_mounts_are_left_alone() {
+        let all = |_: &str| Some(LockedFlags { nosuid: true, read_only: true, ..Default::default() });
+        for mounts in [
+            json!("not a list"),
+            json!([null, 3, "x"]),
+            json!([{"type": "bind", "options": "ro"}]),
+            json!([{"type": "bind", "source": 7, "options": ["ro"]}]),
+            json!([{"type": "bind", "options": ["ro"]}]),
+            json!([{"type": "bind", "source": "/s", "options": [1, null]}]),
+            json!([{"type": "tmpfs", "source": "/s", "options": ["ro"]}]),
+        ] {
+            assert!(bind_locked_flags(&json!({"mounts": mounts}), all).is_none(), "{mounts}");
+        }
+        // Non-string options are kept as they were; the missing flags are appended.
+        let mut s = json!({"mounts": [{"source": "/s", "options": ["rbind", 5, "ro"]}]});
+        bind_locked_flags(&s, all).unwrap().patch.apply(&mut s).unwrap();
+        assert_eq!(s["mounts"][0]["options"], json!(["rbind", 5, "ro", "nosuid"]));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::config::NodeConfig;
 use crate::enforce::userns::{self as rules, Intent};
 use crate::enforce::Finding;
 use crate::policy::{EmptyDirStrategy, Mode, RootfsStrategy};
+use crate::userns::mountpoints::{self, MountPoint};
 use crate::userns::rootfs::{self, IdmapSupport};
 use crate::userns::{AllocRequest, Allocation, Store, RUNC_DEFAULT_ROOT};
 
@@ -124,6 +125,45 @@ impl Cx<'_> {
         Ok(self.bundle.join(path))
     }
 
+    /// The image's directories belong to host root, so the mapped root cannot create
+    /// missing mount destinations there: hardrun creates them (src/userns/mountpoints.rs).
+    /// /proc, /sys and /dev are left out: runc mounts fresh filesystems there first.
+    fn create_mount_points(&self, rootfs: &Path) -> Result<Option<Finding>, String> {
+        let mounts = self.spec.get("mounts").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let wanted: Vec<MountPoint> = mounts
+            .iter()
+            .filter_map(|m| {
+                let destination = m.get("destination")?.as_str()?;
+                let fresh_fs = ["/proc", "/sys", "/dev"]
+                    .iter()
+                    .any(|p| destination == *p || destination.starts_with(&format!("{p}/")));
+                if fresh_fs || !destination.starts_with('/') {
+                    return None;
+                }
+                let options = m.get("options").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+                let is_bind = m.get("type").and_then(Value::as_str) == Some("bind")
+                    || options.iter().any(|o| o == "bind" || o == "rbind");
+                let source = m.get("source").and_then(Value::as_str).map(Path::new);
+                let file = is_bind && source.is_some_and(mountpoints::source_is_file);
+                Some(MountPoint { destination: destination.to_owned(), file })
+            })
+            .collect();
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let created = mountpoints::create_missing(rootfs, &wanted)
+            .map_err(|e| format!("rootfs {}: creating mount points: {e}", rootfs.display()))?;
+        Ok((!created.is_empty()).then(|| {
+            Finding::info(
+                rules::RULE_MOUNT_POINTS,
+                format!(
+                    "mount points created in the image (the pod's root may not write there): {}",
+                    created.join(", ")
+                ),
+            )
+        }))
+    }
+
     /// `idmap` is refused unless the runtime reports idmapped mounts, and hardrun
     /// does not drive them yet either way.
     fn check_idmap(&self) -> Result<(), String> {
@@ -164,6 +204,7 @@ impl Cx<'_> {
         }
         rootfs::check_traversable(&rootfs, host_start, None).map_err(|e| e.to_string())?;
         if self.strategy != RootfsStrategy::Chown {
+            out.extend(self.create_mount_points(&rootfs)?);
             return Ok(out);
         }
         if self.spec.pointer("/root/readonly") == Some(&Value::Bool(true)) {
@@ -247,6 +288,7 @@ impl Cx<'_> {
         let mut out = vec![rules::new_namespace(self.spec, a.host_start, a.size)];
         // A namespace joined by path predates the new user namespace: never its own.
         out.extend(rules::network_path(self.spec).and_then(|netns| rules::sysfs_as_bind(self.spec, netns)));
+        out.extend(rules::bind_locked_flags(self.spec, mount_flags));
         out.extend(self.apply_strategy(a.host_start, a.size)?);
         Ok(out)
     }
@@ -283,6 +325,7 @@ impl Cx<'_> {
                 v
             }
         };
+        out.extend(rules::bind_locked_flags(self.spec, mount_flags));
         out.extend(self.apply_strategy(a.host_start, a.size)?);
         out.extend(self.chown_empty_dirs(a.host_start, a.size)?);
         Ok(out)
@@ -349,4 +392,18 @@ pub(crate) fn release_on_delete(config: &NodeConfig, id: &str) -> Result<Option<
         Ok(released) => Ok(released.map(|a| UsernsEvent::of(UsernsAction::Release, &a))),
         Err(e) => Err(format!("user namespace block not released: {e}")),
     }
+}
+
+/// The flags of the mount holding `source` (statvfs), for [`rules::bind_locked_flags`].
+fn mount_flags(source: &str) -> Option<rules::LockedFlags> {
+    use nix::sys::statvfs::{statvfs, FsFlags};
+    let f = statvfs(source).ok()?.flags();
+    Some(rules::LockedFlags {
+        read_only: f.contains(FsFlags::ST_RDONLY),
+        nosuid: f.contains(FsFlags::ST_NOSUID),
+        nodev: f.contains(FsFlags::ST_NODEV),
+        noexec: f.contains(FsFlags::ST_NOEXEC),
+        noatime: f.contains(FsFlags::ST_NOATIME),
+        nodiratime: f.contains(FsFlags::ST_NODIRATIME),
+    })
 }

@@ -6,6 +6,7 @@
 //! sandbox container (or a container outside any pod) and is free again once that
 //! container is gone from runc's state and no process runs in its IDs.
 
+pub mod mountpoints;
 mod range;
 pub mod rootfs;
 mod store;

@@ -19,9 +19,10 @@ use k8s_cri::v1::image_service_client::ImageServiceClient;
 use k8s_cri::v1::runtime_service_client::RuntimeServiceClient;
 use k8s_cri::v1::{
     Capability, ContainerConfig, ContainerMetadata, ContainerStatusRequest, CreateContainerRequest, ExecSyncRequest,
-    ImageSpec, LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig, LinuxSandboxSecurityContext,
-    ListPodSandboxRequest, NamespaceMode, NamespaceOption, PodSandboxConfig, PodSandboxMetadata, PullImageRequest,
-    RemovePodSandboxRequest, RunPodSandboxRequest, StartContainerRequest, StopPodSandboxRequest,
+    ImageSpec, ImageStatusRequest, LinuxContainerConfig, LinuxContainerSecurityContext, LinuxPodSandboxConfig,
+    LinuxSandboxSecurityContext, ListPodSandboxRequest, NamespaceMode, NamespaceOption, PodSandboxConfig,
+    PodSandboxMetadata, PodSandboxStatusRequest, PullImageRequest, RemovePodSandboxRequest, RunPodSandboxRequest,
+    StartContainerRequest, StopPodSandboxRequest,
 };
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -192,6 +193,7 @@ pub fn build_images(dir: &Path, registry: &Registry) -> Images {
 /// settings a kubelet-less test node needs, then `hardrun install --containerd-only`.
 pub fn write_containerd_config(path: &Path, registry: &Registry, images: &Images, prefix: &Path, handlers: &[&str]) {
     let addr = &registry.addr;
+    let cni = install_cni(path.parent().unwrap());
     let extra = format!(
         r#"
 # Test node: root here lacks CAP_SYS_RESOURCE (sandbox oom_score_adj -998 would fail),
@@ -205,8 +207,15 @@ pub fn write_containerd_config(path: &Path, registry: &Registry, images: &Images
 
 [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{addr}"]
   endpoint = ["http://{addr}"]
+
+# Pods that are not host-network get the tests' own CNI plugin (lo up, a link-local eth0).
+[plugins."io.containerd.grpc.v1.cri".cni]
+  bin_dir = "{cni_bin}"
+  conf_dir = "{cni_conf}"
 "#,
-        pause = images.pause
+        pause = images.pause,
+        cni_bin = cni.bin.display(),
+        cni_conf = cni.conf.display(),
     );
     std::fs::write(path, format!("{BASE_CONFIG}{extra}")).unwrap();
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_hardrun"));
@@ -215,6 +224,35 @@ pub fn write_containerd_config(path: &Path, registry: &Registry, images: &Images
         cmd.args(["--handler", h]);
     }
     run(&mut cmd);
+}
+
+/// CNI directories for the test containerd.
+pub struct CniDirs {
+    pub bin: PathBuf,
+    pub conf: PathBuf,
+}
+
+/// The name of tests/fixtures/cni/hardrun-e2e-lo in the network config.
+pub const CNI_NETWORK: &str = "hardrun-e2e";
+
+/// Installs tests/fixtures/cni/hardrun-e2e-lo and a network list using only it, under `dir/cni`.
+pub fn install_cni(dir: &Path) -> CniDirs {
+    use std::os::unix::fs::PermissionsExt;
+    let cni = CniDirs { bin: dir.join("cni/bin"), conf: dir.join("cni/conf") };
+    std::fs::create_dir_all(&cni.bin).unwrap();
+    std::fs::create_dir_all(&cni.conf).unwrap();
+    // containerd runs `loopback` for every pod as well: the same script answers for lo.
+    for name in ["hardrun-e2e-lo", "loopback"] {
+        let plugin = cni.bin.join(name);
+        std::fs::write(&plugin, include_str!("../fixtures/cni/hardrun-e2e-lo")).unwrap();
+        std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    std::fs::write(
+        cni.conf.join("10-hardrun-e2e.conflist"),
+        format!(r#"{{"cniVersion":"0.4.0","name":"{CNI_NETWORK}","plugins":[{{"type":"hardrun-e2e-lo"}}]}}"#),
+    )
+    .unwrap();
+    cni
 }
 
 pub struct Containerd {
@@ -350,6 +388,15 @@ impl Cri {
         self.rt.block_on(images.pull_image(req)).unwrap_or_else(|e| panic!("PullImage {image}: {e}"));
     }
 
+    /// `repo@sha256:…` of a pulled image: the manifest digest containerd resolved.
+    pub fn repo_digest(&self, image: &str) -> String {
+        let mut images = self.images.clone();
+        let req = ImageStatusRequest { image: Some(image_spec(image)), verbose: false };
+        let status = self.rt.block_on(images.image_status(req)).unwrap_or_else(|e| panic!("ImageStatus {image}: {e}"));
+        let image_info = status.into_inner().image.unwrap_or_else(|| panic!("{image} is not pulled"));
+        image_info.repo_digests.into_iter().next().unwrap_or_else(|| panic!("{image} has no repo digest"))
+    }
+
     pub fn run_pod(&self, config: &PodSandboxConfig, handler: &str) -> Result<String, tonic::Status> {
         let req = RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: handler.into() };
         self.call(|mut c| async move { c.run_pod_sandbox(req).await }).map(|r| r.into_inner().pod_sandbox_id)
@@ -383,12 +430,33 @@ impl Cri {
             .expect("a status")
     }
 
+    /// Verbose `PodSandboxStatus` info (containerd puts the sandbox's pid in `info`).
+    pub fn pod_info(&self, id: &str) -> std::collections::HashMap<String, String> {
+        let req = PodSandboxStatusRequest { pod_sandbox_id: id.into(), verbose: true };
+        self.call(|mut c| async move { c.pod_sandbox_status(req).await }).expect("PodSandboxStatus").into_inner().info
+    }
+
+    /// Verbose `ContainerStatus` info (containerd puts the container's pid in `info`).
+    pub fn container_info(&self, id: &str) -> std::collections::HashMap<String, String> {
+        let req = ContainerStatusRequest { container_id: id.into(), verbose: true };
+        self.call(|mut c| async move { c.container_status(req).await }).expect("ContainerStatus").into_inner().info
+    }
+
     /// `ExecSync`: exit code, stdout, stderr.
     pub fn exec_sync(&self, id: &str, cmd: &[&str]) -> (i32, String, String) {
+        self.try_exec_sync(id, cmd).expect("ExecSync")
+    }
+
+    /// `ExecSync`, its error returned.
+    pub fn try_exec_sync(&self, id: &str, cmd: &[&str]) -> Result<(i32, String, String), tonic::Status> {
         let req =
             ExecSyncRequest { container_id: id.into(), cmd: cmd.iter().map(|s| s.to_string()).collect(), timeout: 20 };
-        let r = self.call(|mut c| async move { c.exec_sync(req).await }).expect("ExecSync").into_inner();
-        (r.exit_code, String::from_utf8_lossy(&r.stdout).into_owned(), String::from_utf8_lossy(&r.stderr).into_owned())
+        let r = self.call(|mut c| async move { c.exec_sync(req).await })?.into_inner();
+        Ok((
+            r.exit_code,
+            String::from_utf8_lossy(&r.stdout).into_owned(),
+            String::from_utf8_lossy(&r.stderr).into_owned(),
+        ))
     }
 
     pub fn stop_and_remove_pod(&self, id: &str) {
@@ -448,6 +516,26 @@ pub fn pod_config(name: &str, log_dir: &Path) -> PodSandboxConfig {
         }),
         ..Default::default()
     }
+}
+
+/// The pod in a network namespace of its own, set up by the tests' CNI plugin.
+pub fn with_pod_network(mut pod: PodSandboxConfig) -> PodSandboxConfig {
+    let ctx = pod.linux.as_mut().and_then(|l| l.security_context.as_mut()).unwrap();
+    ctx.namespace_options.as_mut().unwrap().network = NamespaceMode::Pod as i32;
+    pod
+}
+
+/// The container in its pod's network namespace (see [`with_pod_network`]).
+pub fn in_pod_network(mut container: ContainerConfig) -> ContainerConfig {
+    let ctx = container.linux.as_mut().and_then(|l| l.security_context.as_mut()).unwrap();
+    ctx.namespace_options.as_mut().unwrap().network = NamespaceMode::Pod as i32;
+    container
+}
+
+/// The PID containerd reports for a pod's sandbox or a container (verbose status `info`).
+pub fn pid_of(info: &std::collections::HashMap<String, String>) -> i32 {
+    let v: serde_json::Value = serde_json::from_str(&info["info"]).expect("verbose info is JSON");
+    v["pid"].as_i64().expect("a pid") as i32
 }
 
 /// A container running `sh -c script`, logging to `<name>.log` in the pod's log dir.

@@ -61,6 +61,8 @@ pub const KNOWN_RULE_IDS: &[&str] = &[
     crate::enforce::userns::RULE_UNAVAILABLE,
     crate::enforce::userns::RULE_ROOTFS,
     crate::enforce::userns::RULE_SYSFS,
+    crate::enforce::userns::RULE_BIND_FLAGS,
+    crate::enforce::userns::RULE_MOUNT_POINTS,
     crate::enforce::userns::RULE_BUNDLE,
     crate::enforce::userns::RULE_MQUEUE,
     crate::enforce::userns::RULE_EMPTY_DIR,
