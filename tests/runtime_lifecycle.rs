@@ -97,6 +97,31 @@ fn spec_within_policy_is_left_alone() {
     assert_eq!(bundle.config_bytes(), before, "a spec the policy allows must not be rewritten");
 }
 
+/// runc starts with the signal dispositions the shim gave hardrun: hardrun's own
+/// runtime ignores SIGPIPE, and an ignored signal survives `execve`. The "runc" here is
+/// a script that records its own `SigIgn`.
+#[test]
+fn runc_inherits_no_ignored_signal_from_hardrun() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sigign");
+    let script = dir.path().join("fake-runc");
+    std::fs::write(&script, format!("#!/bin/sh\ngrep SigIgn /proc/self/status > {}\n", out.display())).unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let env = Env::with_runtime(script.to_str().unwrap());
+    let bundle = Bundle::new(&["true"]);
+    for args in [&["state", "x"][..], &["create", "--bundle", bundle.path().to_str().unwrap(), "x"][..]] {
+        let _ = std::fs::remove_file(&out);
+        let (o, _) = env.hardrun().args(args).run_to_files();
+        assert_eq!(o.code, 0, "{args:?}: {o:?}");
+        let line = std::fs::read_to_string(&out).unwrap();
+        let mask = u64::from_str_radix(line.trim().trim_start_matches("SigIgn:").trim(), 16).unwrap();
+        assert_eq!(mask & (1 << (libc::SIGPIPE - 1)), 0, "{args:?}: runc started with SIGPIPE ignored: {line}");
+    }
+}
+
 #[test]
 fn run_in_foreground_has_runcs_output_and_exit_code() {
     if !common::prerequisites_met() {

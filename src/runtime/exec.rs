@@ -19,6 +19,15 @@ fn cstring(bytes: &[u8]) -> Result<CString, ExecError> {
     CString::new(bytes).map_err(|_| ExecError::Nul)
 }
 
+/// Rust's runtime ignores SIGPIPE in every program, and an ignored signal survives
+/// `execve`: runc, and through it the container's init, would inherit it (a shell
+/// pipeline in the container would then see EPIPE instead of dying of SIGPIPE). The
+/// shim starts runc with the default disposition; so must hardrun.
+fn restore_inherited_signal_dispositions() {
+    // SAFETY: setting a disposition to SIG_DFL has no preconditions.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+}
+
 /// execv(runc, [runc, args...]) with the current environment. Returns only on failure.
 pub fn exec_runc(runc: &Path, args: &[OsString]) -> ExecError {
     let build = || -> Result<(CString, Vec<CString>), ExecError> {
@@ -30,6 +39,7 @@ pub fn exec_runc(runc: &Path, args: &[OsString]) -> ExecError {
         }
         Ok((path, argv))
     };
+    restore_inherited_signal_dispositions();
     match build() {
         Ok((path, argv)) => match nix::unistd::execv(&path, &argv) {
             Err(source) => ExecError::Exec { path: runc.display().to_string(), source },
