@@ -4,6 +4,7 @@
 
 pub mod reader;
 mod record;
+pub(crate) use record::random_id;
 pub mod review;
 pub mod verify;
 mod writer;

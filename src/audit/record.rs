@@ -183,7 +183,7 @@ impl Record {
             seq: 0,
             prev: String::new(),
             after_torn: false,
-            event_id: new_event_id(),
+            event_id: random_id(),
             time: crate::timefmt::now_rfc3339_nanos(),
             node: node_name(),
             hardrun_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -216,8 +216,8 @@ impl Record {
     }
 }
 
-/// 128 random bits from the kernel, hex.
-fn new_event_id() -> String {
+/// 128 random bits from the kernel, hex (event ids, the recorder's socket token).
+pub(crate) fn random_id() -> String {
     let mut bytes = [0u8; 16];
     // SAFETY: getrandom writes at most `len` bytes into the buffer we own.
     let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };

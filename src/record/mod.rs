@@ -140,7 +140,7 @@ fn start(
     let _ = std::fs::remove_file(&socket);
     let listener = UnixListener::bind(&socket).map_err(|e| format!("cannot listen on {}: {e}", socket.display()))?;
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
-    let token = random_token();
+    let token = crate::audit::random_id();
     let cfg = RecorderConfig {
         recording: rec.name.clone(),
         output: output.to_owned(),
@@ -210,18 +210,6 @@ fn spawn(cfg: &RecorderConfig, listener: RawFd) -> Result<(), String> {
         return Err(format!("the recorder did not start ({status})"));
     }
     Ok(())
-}
-
-fn random_token() -> String {
-    let mut bytes = [0u8; 16];
-    // SAFETY: getrandom writes at most `len` bytes into the buffer we own.
-    let n = unsafe { libc::getrandom(bytes.as_mut_ptr().cast(), bytes.len(), 0) };
-    if n != bytes.len() as isize {
-        let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        bytes[..8].copy_from_slice(&(t.as_nanos() as u64).to_le_bytes());
-        bytes[8..12].copy_from_slice(&std::process::id().to_le_bytes());
-    }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
