@@ -295,6 +295,19 @@ mod tests {
     }
 
     #[test]
+    fn the_catalog_loads_at_most_max_hook_files_definitions() {
+        let d = tempfile::tempdir().unwrap();
+        let def = json!({"version": "1.0.0", "hook": {"path": "/bin/true"}, "when": {"always": true}, "stages": ["poststop"]});
+        for i in 0..=MAX_HOOK_FILES {
+            std::fs::write(d.path().join(format!("h{i:04}.json")), serde_json::to_vec(&def).unwrap()).unwrap();
+        }
+        let catalog = HookCatalog::load(&[d.path().to_owned()], 5);
+        assert_eq!(catalog.hooks.len(), MAX_HOOK_FILES);
+        assert!(catalog.get(&format!("h{:04}", MAX_HOOK_FILES - 1)).is_ok(), "the last one within the limit loads");
+        assert!(catalog.get(&format!("h{MAX_HOOK_FILES:04}")).is_err(), "one past the limit is not loaded");
+    }
+
+    #[test]
     fn bad_definitions() {
         let parse = |v: Value| HookDefinition::parse("x", Path::new("/h/x.json"), &serde_json::to_vec(&v).unwrap(), 5);
         let base = json!({"version": "1.0.0", "hook": {"path": "/bin/true"}, "when": {"always": true}, "stages": ["poststop"]});

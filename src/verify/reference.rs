@@ -130,6 +130,17 @@ fn valid_tag(t: &str) -> bool {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_reference_of_the_maximum_length_parses_and_one_longer_does_not() {
+        let head = "registry.example/app@sha256:";
+        let at_limit = format!("registry.example/{}:v1", "a".repeat(MAX_REFERENCE_LEN - "registry.example/:v1".len()));
+        assert_eq!(at_limit.len(), MAX_REFERENCE_LEN);
+        assert!(ImageRef::parse(&at_limit).is_ok(), "{at_limit}");
+        let past = format!("registry.example/{}:v1", "a".repeat(MAX_REFERENCE_LEN + 1 - "registry.example/:v1".len()));
+        assert!(ImageRef::parse(&past).is_err());
+        assert!(ImageRef::parse(head).is_err());
+    }
+
     const D: &str = "sha256:634a8f35b5f16dcf4aaa0822adc0b1964bb786fca12f6831de8ddc45e5986a00";
 
     #[test]

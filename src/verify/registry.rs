@@ -668,6 +668,35 @@ mod tests {
     }
 
     #[test]
+    fn signature_layers_up_to_the_cap_are_read_and_one_more_is_refused() {
+        let payload = br#"{"critical":{}}"#.to_vec();
+        let digest = format!("sha256:{}", hex(&Sha256::digest(&payload)));
+        let manifest_with = |n: usize| {
+            let layer = format!(
+                r#"{{"mediaType":"m","digest":"{digest}","size":{},"annotations":{{"{ANNOTATION_SIGNATURE}":"c2ln"}}}}"#,
+                payload.len()
+            );
+            format!(r#"{{"schemaVersion":2,"layers":[{}]}}"#, vec![layer; n].join(","))
+        };
+        for (n, ok) in [(MAX_SIGNATURE_LAYERS, true), (MAX_SIGNATURE_LAYERS + 1, false)] {
+            let (m, p) = (manifest_with(n), payload.clone());
+            let host = serve(move |path| {
+                if path.contains("/manifests/") {
+                    (200, m.clone().into_bytes(), true)
+                } else {
+                    (200, p.clone(), true)
+                }
+            });
+            let got = client(&host, 5000).signatures(&image(&host), DIGEST);
+            if ok {
+                assert_eq!(got.unwrap().len(), n);
+            } else {
+                assert_eq!(got.unwrap_err().kind(), "malformed-response");
+            }
+        }
+    }
+
+    #[test]
     fn no_signature_tag_is_no_signatures_and_other_statuses_are_errors() {
         let host = serve(|_| (404, b"{}".to_vec(), true));
         assert_eq!(client(&host, 2000).signatures(&image(&host), DIGEST).unwrap(), vec![]);
