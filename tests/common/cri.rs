@@ -374,7 +374,27 @@ impl Cri {
                 async move { Ok::<_, std::io::Error>(TokioIo::new(tokio::net::UnixStream::connect(path).await?)) }
             })))
             .expect("connect to containerd's CRI socket");
-        Cri { rt, runtime: RuntimeServiceClient::new(channel.clone()), images: ImageServiceClient::new(channel) }
+        let cri =
+            Cri { rt, runtime: RuntimeServiceClient::new(channel.clone()), images: ImageServiceClient::new(channel) };
+        cri.wait_until_initialized();
+        cri
+    }
+
+    /// containerd accepts connections before its CRI plugin has finished starting (CNI
+    /// set-up included) and answers "server is not initialized yet" until then; the
+    /// kubelet retries, and so do the tests.
+    fn wait_until_initialized(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let mut runtime = self.runtime.clone();
+            match self.rt.block_on(runtime.status(k8s_cri::v1::StatusRequest { verbose: false })) {
+                Err(e) if e.message().contains("not initialized") && Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(50))
+                }
+                // Ready, or an error the first real call will report in context.
+                _ => return,
+            }
+        }
     }
 
     /// Runs one CRI call to completion.
