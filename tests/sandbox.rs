@@ -37,7 +37,9 @@ fn confined_child_reports_full_confinement() {
         ["2", "1", "0000000000000000", "0000000000000000", "0000000000000000", "0000000000000000", "0000000000000000"]
     );
     assert!(achieved.seccomp && achieved.capabilities && achieved.no_new_privs, "{achieved:?}");
-    assert!(achieved.landlock.contains("fully enforced"), "landlock on this kernel: {}", achieved.landlock);
+    // hardrun asks for landlock ABI 6; an older kernel gives what it has (best effort).
+    let want = if landlock_abi(&achieved.landlock) >= 6 { "fully enforced" } else { "partially enforced" };
+    assert!(achieved.landlock.contains(want), "landlock on this kernel: {}", achieved.landlock);
     println!("  landlock reached here: {}", achieved.landlock);
 }
 
@@ -115,12 +117,17 @@ fn forbidden_system_calls_fail() {
     assert_eq!(forked, 7);
 }
 
+/// The kernel's landlock ABI from the child's report ("V7, fully enforced").
+fn landlock_abi(report: &str) -> u32 {
+    report.strip_prefix('V').and_then(|r| r.split(',').next()).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
 fn tcp_connect_only_to_the_allowed_port() {
     let allowed = TcpListener::bind("127.0.0.1:0").unwrap();
     let other = TcpListener::bind("127.0.0.1:0").unwrap();
     let (a, o) = (allowed.local_addr().unwrap(), other.local_addr().unwrap());
     let conf = Confinement { connect_ports: vec![a.port()], ..Default::default() };
-    let (results, _) = run(&conf, move || {
+    let (results, achieved) = run(&conf, move || {
         let timeout = Duration::from_secs(2);
         let to_allowed = std::net::TcpStream::connect_timeout(&a, timeout).map(|_| ()).map_err(|e| e.raw_os_error());
         let to_other = std::net::TcpStream::connect_timeout(&o, timeout).map(|_| ()).map_err(|e| e.raw_os_error());
@@ -128,6 +135,10 @@ fn tcp_connect_only_to_the_allowed_port() {
     })
     .unwrap();
     assert_eq!(results.0, Ok(()), "connect to the registry's port");
+    if landlock_abi(&achieved.landlock) < 4 {
+        println!("  landlock below ABI 4 ({}): TCP ports not restricted here", achieved.landlock);
+        return;
+    }
     assert_eq!(results.1, Err(Some(libc::EACCES)), "connect to any other port");
 }
 
