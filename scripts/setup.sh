@@ -12,7 +12,8 @@ set -euo pipefail
 # gcc + libc6-dev: rustc links through `cc`. jq: the demo edits config.json and prints JSON.
 MINIMAL_PACKAGES=(runc busybox-static jq gcc libc6-dev protobuf-compiler)
 # protobuf-compiler: containerd-client (digest lookup) and k8s-cri (CRI tests) compile protos with protoc.
-TEST_PACKAGES=(containerd docker-registry umoci skopeo hyperfine)
+# iproute2 + util-linux: the CRI tests' CNI plugin (ip, nsenter) and the userns tests (unshare).
+TEST_PACKAGES=(containerd docker-registry umoci skopeo hyperfine iproute2 util-linux)
 
 usage() {
     sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
