@@ -3,8 +3,8 @@
 # packages that are missing (apt-get update first, only then), never prompts.
 #
 #   scripts/setup.sh            everything the tests need (runc, busybox-static, containerd,
-#                               docker-registry, umoci, skopeo, jq, hyperfine, a C linker)
-#   scripts/setup.sh --minimal  only what scripts/demo.sh needs (runc, busybox-static, jq, a C linker)
+#                               docker-registry, umoci, skopeo, jq, hyperfine, protoc, iproute2, a C linker)
+#   scripts/setup.sh --minimal  only what scripts/demo.sh needs (runc, busybox-static, jq, protoc, a C linker)
 #
 # Rust is expected to be installed already (rustup); this script never downloads toolchains.
 set -euo pipefail
