@@ -147,6 +147,7 @@ fn start(
         merge: rec.spec.merge,
         on_failure: rec.spec.on_recorder_failure,
         timeout_ms: u64::from(rec.spec.timeout_seconds) * 1000,
+        checkpoint_ms: u64::from(rec.spec.checkpoint_seconds) * 1000,
         container_id: id.to_owned(),
         token: token.clone(),
         dir: dir.clone(),
