@@ -115,6 +115,10 @@ pub fn main() -> ExitCode {
         }
     };
     std::env::remove_var(CONFIG_ENV);
+    if !is_listening_socket(LISTEN_FD) {
+        eprintln!("hardrun __recorder: fd {LISTEN_FD} is not a listening socket");
+        return ExitCode::from(2);
+    }
     // SAFETY: fd 3 is the listening socket hardrun placed there; nothing else owns it.
     let listener = unsafe { UnixListener::from_raw_fd(LISTEN_FD) };
     close_other_fds();
@@ -128,6 +132,14 @@ pub fn main() -> ExitCode {
     let _ = nix::unistd::setsid();
     let log = Log::open(&cfg.log);
     supervise(&cfg, listener, &log)
+}
+
+fn is_listening_socket(fd: RawFd) -> bool {
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one c_int into memory we own; a bad fd is an error.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&raw mut on).cast(), &raw mut len) };
+    rc == 0 && on == 1
 }
 
 /// Closes every fd above the listener (hardrun's caller's fds that are not
