@@ -181,7 +181,13 @@ fn run_and_hit(env: &Env, tag: &str, hit: impl FnOnce(i32, i32) + Send) -> (Outc
         while !runner.is_finished() {
             if Instant::now() > deadline {
                 // Unblock the container so the test can report instead of hanging.
-                let log = recorder_log(env);
+                let mut log = recorder_log(env);
+                for pid in [sup, worker] {
+                    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+                    let sys = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+                    log += &format!("\n{pid}: {stat} wchan={wchan} syscall={sys}");
+                }
                 for id in env.containers() {
                     env.delete(&id);
                 }
@@ -525,4 +531,37 @@ fn a_container_that_never_started_does_not_replace_the_profile() {
     let recs = wait_recorded(&env, 2);
     assert_eq!(recs[1]["recording"]["state"], "abandoned", "{recs:?}");
     assert_eq!(std::fs::read(&path).unwrap(), before);
+}
+
+/// A service may never end: with checkpointSeconds the profile is written while the
+/// container runs; the final write counts the run once.
+#[test]
+fn checkpoints_write_the_profile_while_the_container_runs() {
+    if !common::prerequisites_met() {
+        return;
+    }
+    let env = Env::new();
+    let yaml = recording_yaml("rec", "svc", "containers", "kill") + "  checkpointSeconds: 1\n";
+    env.write_policy("record.yaml", &yaml);
+    let b = bundle("mkdir /dev/shm/a; sleep 3; echo done");
+    let path = recordings(&env).join("svc.json");
+    std::thread::scope(|s| {
+        let runner = s.spawn(|| env.hardrun().args(["run", "--bundle"]).arg(b.path()).arg(env.id("svc")).output());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !path.exists() {
+            assert!(Instant::now() < deadline, "no checkpoint: {}", recorder_log(&env));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert!(!runner.is_finished(), "the checkpoint came before the container's end");
+        let calls = profile_calls(&path);
+        assert!(calls.iter().any(|c| c == "mkdir" || c == "mkdirat"), "{calls:?}");
+        let out = runner.join().unwrap();
+        assert!(out.stdout.contains("done"), "{out:?}");
+    });
+    let recs = wait_recorded(&env, 1);
+    assert_eq!(recs[0]["recording"]["state"], "written", "{recs:?}");
+    let v: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let obs = &v["comment"]["hardrunRecording"]["observed"];
+    assert_eq!(obs["runs"], 1, "{obs}");
+    assert!(recorder_log(&env).contains("checkpoint: wrote"), "{}", recorder_log(&env));
 }

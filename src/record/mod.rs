@@ -147,6 +147,7 @@ fn start(
         merge: rec.spec.merge,
         on_failure: rec.spec.on_recorder_failure,
         timeout_ms: u64::from(rec.spec.timeout_seconds) * 1000,
+        checkpoint_ms: u64::from(rec.spec.checkpoint_seconds) * 1000,
         container_id: id.to_owned(),
         token: token.clone(),
         dir: dir.clone(),
@@ -180,9 +181,10 @@ fn private_dir(dir: &Path) -> Result<(), String> {
 /// Runs `hardrun __recorder` with the listener as fd 3 in a new session, stdio on
 /// /dev/null; it forks and its first process exits at once, which this waits for.
 fn spawn(cfg: &RecorderConfig, listener: RawFd) -> Result<(), String> {
-    let exe = std::fs::read_link("/proc/self/exe").map_err(|e| format!("cannot find hardrun's binary: {e}"))?;
     let env = serde_json::to_string(cfg).map_err(|e| e.to_string())?;
-    let mut cmd = Command::new(exe);
+    // The magic link, not its target: it execs this very binary even when the file
+    // was replaced (an upgrade) since hardrun started.
+    let mut cmd = Command::new("/proc/self/exe");
     cmd.args(recorder::argv())
         .env(recorder::CONFIG_ENV, env)
         .stdin(Stdio::null())

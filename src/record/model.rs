@@ -14,6 +14,8 @@ pub const KIND_RECORDING: &str = "Recording";
 /// The recorder's default patience with a pending notification, seconds.
 pub const DEFAULT_TIMEOUT_SECONDS: u32 = 10;
 pub const MAX_TIMEOUT_SECONDS: u32 = 3600;
+pub const DEFAULT_CHECKPOINT_SECONDS: u32 = 60;
+pub const MAX_CHECKPOINT_SECONDS: u32 = 86_400;
 
 /// A `kind: Recording` document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -46,10 +48,18 @@ pub struct RecordingSpec {
     /// How long a notification may wait for the recorder before it counts as failed.
     #[serde(default = "default_timeout")]
     pub timeout_seconds: u32,
+    /// While the container runs, the profile is also written this often when it has
+    /// changed (a service may never end); 0: only at the end.
+    #[serde(default = "default_checkpoint")]
+    pub checkpoint_seconds: u32,
 }
 
 fn default_timeout() -> u32 {
     DEFAULT_TIMEOUT_SECONDS
+}
+
+fn default_checkpoint() -> u32 {
+    DEFAULT_CHECKPOINT_SECONDS
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -75,6 +85,9 @@ impl RecordingSpec {
         super::profile::check_name(&self.output).map_err(|e| format!("spec.output: {e}"))?;
         if self.timeout_seconds == 0 || self.timeout_seconds > MAX_TIMEOUT_SECONDS {
             return Err(format!("spec.timeoutSeconds must be 1..={MAX_TIMEOUT_SECONDS}"));
+        }
+        if self.checkpoint_seconds > MAX_CHECKPOINT_SECONDS {
+            return Err(format!("spec.checkpointSeconds must be 0..={MAX_CHECKPOINT_SECONDS}"));
         }
         Ok(())
     }
@@ -126,6 +139,7 @@ mod tests {
             ("  output: ../x\n", "invalid recording name"),
             ("  output: web\n  timeoutSeconds: 0\n", "timeoutSeconds"),
             ("  output: web\n  timeoutSeconds: 4000\n", "timeoutSeconds"),
+            ("  output: web\n  checkpointSeconds: 100000\n", "checkpointSeconds"),
             ("  output: web\n  merge: pods\n", "unknown variant"),
             ("  output: web\n  onRecorderFailure: ignore\n", "unknown variant"),
             ("  output: web\n  seccomp: {}\n", "unknown field"),

@@ -63,6 +63,13 @@ pub fn continue_call(fd: BorrowedFd<'_>, id: u64) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Whether `id` is a notification that was received and not yet answered
+/// (`SECCOMP_IOCTL_NOTIF_ID_VALID`; new ones and answered ones are not).
+pub fn id_valid(fd: BorrowedFd<'_>, id: u64) -> bool {
+    // SAFETY: the ioctl reads one u64 from memory we own.
+    unsafe { libc::ioctl(fd.as_raw_fd(), libc::SECCOMP_IOCTL_NOTIF_ID_VALID, &id) == 0 }
+}
+
 /// Asks the kernel to wake the recorder synchronously, on the notifying task's CPU
 /// (`SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP`, Linux 6.6): a notification's round trip
 /// then costs a switch, not a scheduler wakeup. Older kernels refuse it (EINVAL);

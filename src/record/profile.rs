@@ -88,16 +88,21 @@ pub struct ArgValues {
 }
 
 impl ArgValues {
-    fn add(&mut self, v: u64) {
-        if self.values.len() < MAX_ARG_VALUES || self.values.contains(&v) {
-            self.values.insert(v);
+    /// Adds a value; whether that changed anything.
+    fn add(&mut self, v: u64) -> bool {
+        if self.values.contains(&v) {
+            false
+        } else if self.values.len() < MAX_ARG_VALUES {
+            self.values.insert(v)
         } else {
-            self.overflow = true;
+            !std::mem::replace(&mut self.overflow, true)
         }
     }
 
     fn union(&mut self, other: &ArgValues) {
-        other.values.iter().for_each(|v| self.add(*v));
+        for v in &other.values {
+            self.add(*v);
+        }
         self.overflow |= other.overflow;
     }
 }
@@ -118,7 +123,8 @@ pub struct Observed {
     /// Container ids the observation comes from.
     #[serde(default)]
     pub containers: BTreeSet<String>,
-    /// Runs merged in.
+    /// Runs merged in: the number of containers (a restarted Kubernetes container
+    /// gets a new id), so merging a run twice counts it once.
     #[serde(default)]
     pub runs: u64,
     /// Some run ended early (recorder failure): calls may be missing.
@@ -130,33 +136,40 @@ pub struct Observed {
 }
 
 impl Observed {
-    /// Records one call. Bounded: past [`MAX_SYSCALLS`] names nothing new is kept
-    /// and the observation is marked incomplete.
-    pub fn add(&mut self, arch: Option<&str>, name: Option<&str>, raw: (u32, i32), args: &[u64; 6]) {
+    /// Records one call; whether it added anything to the profile. Bounded: past
+    /// [`MAX_SYSCALLS`] names nothing new is kept and the observation is marked
+    /// incomplete.
+    pub fn add(&mut self, arch: Option<&str>, name: Option<&str>, raw: (u32, i32), args: &[u64; 6]) -> bool {
         self.notifications += 1;
-        if self.syscalls.len() + self.unknown.len() >= MAX_SYSCALLS {
-            self.incomplete = true;
-            return;
-        }
+        let mut new = false;
         if let Some(a) = arch {
             if !self.arches.contains(a) {
                 self.arches.insert(a.to_owned());
+                new = true;
             }
         }
+        let known = name.is_some_and(|n| self.syscalls.contains(n));
+        if !known && self.syscalls.len() + self.unknown.len() >= MAX_SYSCALLS {
+            new |= !self.incomplete;
+            self.incomplete = true;
+            return new;
+        }
         let Some(name) = name else {
-            self.unknown.insert(format!("{:#x}:{}", raw.0, raw.1));
-            return;
+            return self.unknown.insert(format!("{:#x}:{}", raw.0, raw.1)) || new;
         };
-        if !self.syscalls.contains(name) {
+        if !known {
             self.syscalls.insert(name.to_owned());
+            new = true;
         }
         if let Some(index) = recorded_arg(name) {
             let entry = self.args.entry(name.to_owned()).or_insert_with(|| ArgValues { index, ..Default::default() });
-            entry.add(args[index as usize]);
+            new |= entry.add(args[index as usize]);
         }
+        new
     }
 
-    /// The union of two observations.
+    /// The union of two observations. Idempotent but for `notifications`, which
+    /// adds up (the recorder adds only what it has not written before).
     pub fn merge(&mut self, other: &Observed) {
         self.syscalls.extend(other.syscalls.iter().cloned());
         self.arches.extend(other.arches.iter().cloned());
@@ -170,7 +183,7 @@ impl Observed {
                 }
             }
         }
-        self.runs += other.runs;
+        self.runs = self.containers.len() as u64;
         self.incomplete |= other.incomplete;
         self.notifications += other.notifications;
     }
@@ -373,12 +386,15 @@ mod tests {
     #[test]
     fn merge_unions() {
         let mut a = obs(&["read", "mkdir"]);
-        a.runs = 1;
+        a.containers.insert("c1".into());
         let mut b = obs(&["read", "socket"]);
-        b.runs = 1;
+        b.containers.insert("c2".into());
         a.merge(&b);
         assert_eq!(a.syscalls.iter().map(String::as_str).collect::<Vec<_>>(), ["mkdir", "read", "socket"]);
         assert_eq!(a.runs, 2);
+        let again = a.clone();
+        a.merge(&again);
+        assert_eq!((a.runs, a.syscalls.len()), (2, 3), "merging a run twice counts it once");
     }
 
     #[test]

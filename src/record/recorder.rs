@@ -61,6 +61,8 @@ pub struct RecorderConfig {
     pub merge: MergeMode,
     pub on_failure: OnRecorderFailure,
     pub timeout_ms: u64,
+    /// 0: write only at the end.
+    pub checkpoint_ms: u64,
     pub container_id: String,
     /// `listenerMetadata`: runc echoes it; a connection without it is not runc's.
     pub token: String,
@@ -95,6 +97,8 @@ struct ContainerState {
 struct Conn {
     fd: OwnedFd,
     pid: i32,
+    /// Its index in the shared [`Progress`] page (the order of connections).
+    slot: usize,
 }
 
 /// Entry point of `hardrun __recorder`.
@@ -111,6 +115,10 @@ pub fn main() -> ExitCode {
         }
     };
     std::env::remove_var(CONFIG_ENV);
+    if !is_listening_socket(LISTEN_FD) {
+        eprintln!("hardrun __recorder: fd {LISTEN_FD} is not a listening socket");
+        return ExitCode::from(2);
+    }
     // SAFETY: fd 3 is the listening socket hardrun placed there; nothing else owns it.
     let listener = unsafe { UnixListener::from_raw_fd(LISTEN_FD) };
     close_other_fds();
@@ -124,6 +132,14 @@ pub fn main() -> ExitCode {
     let _ = nix::unistd::setsid();
     let log = Log::open(&cfg.log);
     supervise(&cfg, listener, &log)
+}
+
+fn is_listening_socket(fd: RawFd) -> bool {
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes one c_int into memory we own; a bad fd is an error.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN, (&raw mut on).cast(), &raw mut len) };
+    rc == 0 && on == 1
 }
 
 /// Closes every fd above the listener (hardrun's caller's fds that are not
@@ -163,12 +179,21 @@ impl Log {
 
 // ------------------------------------------------------------------- supervisor
 
-/// A counter the worker bumps after every answer, in memory shared across the fork:
-/// the supervisor tells a stalled worker from a busy one by it.
-struct Heartbeat(*const AtomicU64);
+/// What the worker tells the supervisor, in memory shared across the fork: a counter
+/// bumped after every answer (a stalled worker is told from a busy one by it), and
+/// per connection the id of the last notification it received. A notification the
+/// worker received but never answered is invisible to poll (it is no longer new)
+/// and, while the supervisor holds the fd, never fails with ENOSYS; the supervisor
+/// finds it from that id with `SECCOMP_IOCTL_NOTIF_ID_VALID` (ids count up per
+/// filter) and answers it.
+struct Progress(*mut u64);
 
-impl Heartbeat {
-    fn new() -> std::io::Result<Heartbeat> {
+/// Layout of the page: beat, the bitmap of slots holding an id, the ids.
+const SLOT_BITMAP: usize = 1;
+const FIRST_SLOT: usize = 2;
+
+impl Progress {
+    fn new() -> std::io::Result<Progress> {
         // SAFETY: a fresh anonymous shared mapping of one page; checked below.
         let p = unsafe {
             libc::mmap(
@@ -183,21 +208,50 @@ impl Heartbeat {
         if p == libc::MAP_FAILED {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Heartbeat(p.cast()))
+        Ok(Progress(p.cast()))
     }
 
-    fn get(&self) -> &AtomicU64 {
-        // SAFETY: the mapping lives as long as the process and is zeroed, a valid
-        // AtomicU64; it is never unmapped.
-        unsafe { &*self.0 }
+    fn word(&self, i: usize) -> &AtomicU64 {
+        assert!(FIRST_SLOT + MAX_CONNECTIONS <= 4096 / 8 && i < FIRST_SLOT + MAX_CONNECTIONS);
+        // SAFETY: the mapping is one zeroed page that lives as long as the process
+        // (never unmapped); `i` is within it; AtomicU64 has u64's layout.
+        unsafe { AtomicU64::from_ptr(self.0.add(i)) }
+    }
+
+    fn beat(&self) -> u64 {
+        self.word(0).load(Ordering::SeqCst)
+    }
+
+    fn bump(&self) {
+        self.word(0).fetch_add(1, Ordering::SeqCst);
+    }
+
+    fn set_received(&self, slot: usize, id: u64) {
+        self.word(FIRST_SLOT + slot).store(id, Ordering::SeqCst);
+        self.word(SLOT_BITMAP).fetch_or(1 << slot, Ordering::SeqCst);
+    }
+
+    fn received(&self, slot: usize) -> Option<u64> {
+        let has = self.word(SLOT_BITMAP).load(Ordering::SeqCst) & (1 << slot) != 0;
+        has.then(|| self.word(FIRST_SLOT + slot).load(Ordering::SeqCst))
     }
 }
 
+/// Ids past the last one received that may have been received since: one per task
+/// that can be waiting, so this bounds the container's threads it covers.
+const ID_PROBE: u64 = 4096;
+
+/// The notification of `c` the dead worker received and never answered, if any.
+fn unanswered(progress: &Progress, c: &Conn) -> Option<u64> {
+    let last = progress.received(c.slot)?;
+    (0..=ID_PROBE).map(|k| last.wrapping_add(k)).find(|id| notify::id_valid(c.fd.as_fd(), *id))
+}
+
 fn supervise(cfg: &RecorderConfig, listener: UnixListener, log: &Log) -> ExitCode {
-    let heartbeat = match Heartbeat::new() {
+    let progress = match Progress::new() {
         Ok(h) => h,
         Err(e) => {
-            log.line(&format!("cannot map the heartbeat: {e}"));
+            log.line(&format!("cannot map the progress page: {e}"));
             return ExitCode::from(1);
         }
     };
@@ -212,7 +266,7 @@ fn supervise(cfg: &RecorderConfig, listener: UnixListener, log: &Log) -> ExitCod
     let worker = match unsafe { nix::unistd::fork() } {
         Ok(nix::unistd::ForkResult::Child) => {
             drop(from_worker);
-            let code = Worker::new(cfg, listener, to_super, &heartbeat, log).run();
+            let code = Worker::new(cfg, listener, to_super, &progress, log).run();
             std::process::exit(code);
         }
         Ok(nix::unistd::ForkResult::Parent { child }) => child,
@@ -234,15 +288,18 @@ fn supervise(cfg: &RecorderConfig, listener: UnixListener, log: &Log) -> ExitCod
             Ok(nix::sys::wait::WaitStatus::StillAlive) => {}
             Ok(other) => {
                 let msg = format!("the recorder's worker ended: {other:?}");
-                return failed(cfg, log, &listener, watch.conns, &msg);
+                return failed(cfg, log, &listener, &progress, watch.conns, &msg);
             }
-            Err(e) => return failed(cfg, log, &listener, watch.conns, &format!("cannot wait for the worker: {e}")),
+            Err(e) => {
+                let msg = format!("cannot wait for the worker: {e}");
+                return failed(cfg, log, &listener, &progress, watch.conns, &msg);
+            }
         }
-        if watch.stalled(&listener, heartbeat.get().load(Ordering::Relaxed), timeout) {
+        if watch.stalled(&listener, &progress, timeout) {
             let _ = nix::sys::signal::kill(worker, nix::sys::signal::Signal::SIGKILL);
             let _ = nix::sys::wait::waitpid(worker, None);
             let msg = format!("the recorder left a call unanswered for {} ms", cfg.timeout_ms);
-            return failed(cfg, log, &listener, watch.conns, &msg);
+            return failed(cfg, log, &listener, &progress, watch.conns, &msg);
         }
         let mut fds = [PollFd::new(from_worker.as_fd(), PollFlags::POLLIN)];
         let _ = nix::poll::poll(&mut fds, PollTimeout::from(100u8));
@@ -257,10 +314,12 @@ struct Watch {
 }
 
 impl Watch {
-    /// Whether a notification (or runc's connection) has waited `timeout` while the
-    /// worker answered none.
-    fn stalled(&mut self, listener: &UnixListener, beat: u64, timeout: Duration) -> bool {
-        let waiting = pending(listener.as_fd()) || self.conns.iter().any(|c| pending(c.fd.as_fd()));
+    /// Whether a notification (new, or received and unanswered) or runc's connection
+    /// has waited `timeout` while the worker answered none.
+    fn stalled(&mut self, listener: &UnixListener, progress: &Progress, timeout: Duration) -> bool {
+        let beat = progress.beat();
+        let in_flight = |c: &Conn| progress.received(c.slot).is_some_and(|id| notify::id_valid(c.fd.as_fd(), id));
+        let waiting = pending(listener.as_fd()) || self.conns.iter().any(|c| pending(c.fd.as_fd()) || in_flight(c));
         if beat != self.beat || !waiting {
             self.beat = beat;
             self.pending_since = None;
@@ -285,9 +344,12 @@ fn receive_handoffs(chan: &UnixStream, conns: &mut Vec<Conn>, log: &Log) {
             return;
         }
         match recv_with_fds(chan.as_raw_fd()) {
-            Ok((data, mut received)) if data.len() == 4 && received.len() == 1 => {
+            Ok((data, mut received)) if data.len() == 8 && received.len() == 1 => {
                 let pid = i32::from_le_bytes([data[0], data[1], data[2], data[3]]);
-                conns.push(Conn { fd: received.remove(0), pid });
+                let slot = u32::from_le_bytes([data[4], data[5], data[6], data[7]]) as usize;
+                if slot < MAX_CONNECTIONS {
+                    conns.push(Conn { fd: received.remove(0), pid, slot });
+                }
             }
             Ok((data, _)) if data.is_empty() => return,
             Ok(_) => log.line("malformed hand-off from the worker ignored"),
@@ -303,8 +365,23 @@ fn receive_handoffs(chan: &UnixStream, conns: &mut Vec<Conn>, log: &Log) {
 /// container's known processes and those of connections already queued are killed,
 /// and the socket is closed, so a runc still to connect fails to start the
 /// container. `allow`: every call is answered "continue", connections included.
-fn failed(cfg: &RecorderConfig, log: &Log, listener: &UnixListener, mut conns: Vec<Conn>, reason: &str) -> ExitCode {
+fn failed(
+    cfg: &RecorderConfig,
+    log: &Log,
+    listener: &UnixListener,
+    progress: &Progress,
+    mut conns: Vec<Conn>,
+    reason: &str,
+) -> ExitCode {
     log.line(&format!("recorder failed: {reason}; onRecorderFailure: {:?}", cfg.on_failure));
+    if cfg.on_failure == OnRecorderFailure::Allow {
+        for c in &conns {
+            if let Some(id) = unanswered(progress, c) {
+                log.line(&format!("answering notification {id:#x} the worker left unanswered"));
+                let _ = notify::continue_call(c.fd.as_fd(), id);
+            }
+        }
+    }
     let action = match cfg.on_failure {
         OnRecorderFailure::Allow => "allow: calls continue unrecorded",
         OnRecorderFailure::Kill => "kill: the container's processes are killed",
@@ -330,7 +407,7 @@ fn failed(cfg: &RecorderConfig, log: &Log, listener: &UnixListener, mut conns: V
 /// Accepts one connection and checks it ([`take_connection`]); refused ones are logged.
 fn accept_checked(cfg: &RecorderConfig, listener: &UnixListener, held: usize, log: &Log) -> Option<Conn> {
     let (stream, _) = listener.accept().ok()?;
-    match take_connection(cfg, &stream, held) {
+    match take_connection(cfg, &stream, held, held) {
         Ok(c) => {
             log.line(&format!("receiving notifications of process {}", c.pid));
             Some(c)
@@ -412,11 +489,18 @@ struct Worker<'a> {
     cfg: &'a RecorderConfig,
     listener: UnixListener,
     to_super: UnixStream,
-    heartbeat: &'a Heartbeat,
+    progress: &'a Progress,
     log: &'a Log,
     conns: Vec<Conn>,
+    /// Connections taken so far: the next one's slot.
+    accepted: usize,
     observed: Observed,
     connected: bool,
+    /// The observation has news since the last write.
+    dirty: bool,
+    last_write: Instant,
+    /// Notifications already in the written profile (a merge adds only the rest).
+    written_notifications: u64,
 }
 
 impl<'a> Worker<'a> {
@@ -424,18 +508,22 @@ impl<'a> Worker<'a> {
         cfg: &'a RecorderConfig,
         listener: UnixListener,
         to_super: UnixStream,
-        heartbeat: &'a Heartbeat,
+        progress: &'a Progress,
         log: &'a Log,
     ) -> Self {
         Worker {
             cfg,
             listener,
             to_super,
-            heartbeat,
+            progress,
             log,
             conns: Vec::new(),
+            accepted: 0,
             observed: Observed::default(),
             connected: false,
+            dirty: false,
+            last_write: Instant::now(),
+            written_notifications: 0,
         }
     }
 
@@ -452,7 +540,37 @@ impl<'a> Worker<'a> {
                 return 0;
             }
             self.poll_once();
+            self.checkpoint();
         }
+    }
+
+    /// Writes the profile while the container runs, when it changed and the interval
+    /// passed. No audit record (the final write has one); failures are logged.
+    fn checkpoint(&mut self) {
+        let every = Duration::from_millis(self.cfg.checkpoint_ms);
+        if self.cfg.checkpoint_ms == 0 || !self.dirty || self.last_write.elapsed() < every || !self.started() {
+            return;
+        }
+        match self.write() {
+            Ok(path) => self.log.line(&format!("checkpoint: wrote {}", path.display())),
+            Err(e) => self.log.line(&format!("checkpoint: cannot write the recording: {e}")),
+        }
+    }
+
+    /// Whether the container's process started (runc init's execve was seen).
+    fn started(&self) -> bool {
+        self.observed.syscalls.iter().any(|c| c == "execve" || c == "execveat")
+    }
+
+    fn write(&mut self) -> Result<PathBuf, String> {
+        self.last_write = Instant::now();
+        self.observed.containers.insert(self.cfg.container_id.clone());
+        self.observed.runs = 1;
+        let arches: Vec<&str> = self.cfg.arches.iter().map(String::as_str).collect();
+        let path = write_recording(self.cfg, &self.observed, &arches, self.written_notifications)?;
+        self.dirty = false;
+        self.written_notifications = self.observed.notifications;
+        Ok(path)
     }
 
     fn poll_once(&mut self) {
@@ -483,12 +601,13 @@ impl<'a> Worker<'a> {
         let fd = self.conns[i].fd.as_fd();
         match notify::receive(fd) {
             Ok(Received::Call(n)) => {
+                self.progress.set_received(self.conns[i].slot, n.id);
                 let name = notify::syscall_name(n.arch, n.nr);
-                self.observed.add(notify::scmp_arch(n.arch, n.nr), name, (n.arch, n.nr), &n.args);
+                self.dirty |= self.observed.add(notify::scmp_arch(n.arch, n.nr), name, (n.arch, n.nr), &n.args);
                 if let Err(e) = notify::continue_call(fd, n.id) {
                     self.log.line(&format!("cannot answer notification: {e}"));
                 }
-                self.heartbeat.get().fetch_add(1, Ordering::Relaxed);
+                self.progress.bump();
             }
             Ok(Received::Nothing) => {}
             Err(e) => self.log.line(&format!("cannot receive a notification: {e}")),
@@ -497,10 +616,13 @@ impl<'a> Worker<'a> {
 
     fn accept(&mut self) {
         let Ok((stream, _)) = self.listener.accept() else { return };
-        self.heartbeat.get().fetch_add(1, Ordering::Relaxed);
-        match take_connection(self.cfg, &stream, self.conns.len()) {
+        self.progress.bump();
+        match take_connection(self.cfg, &stream, self.accepted, self.conns.len()) {
             Ok(conn) => {
-                if let Err(e) = send_with_fd(&self.to_super, &conn.pid.to_le_bytes(), conn.fd.as_raw_fd()) {
+                self.accepted += 1;
+                let mut msg = conn.pid.to_le_bytes().to_vec();
+                msg.extend_from_slice(&(conn.slot as u32).to_le_bytes());
+                if let Err(e) = send_with_fd(&self.to_super, &msg, conn.fd.as_raw_fd()) {
                     self.log.line(&format!("cannot hand the notify fd to the supervisor: {e}"));
                 }
                 self.log.line(&format!("receiving notifications of process {}", conn.pid));
@@ -517,15 +639,12 @@ impl<'a> Worker<'a> {
         // No execve seen: runc init never got to the workload (a container created and
         // deleted without start). Its few calls are not the workload's profile and
         // must not replace one.
-        if !self.observed.syscalls.iter().any(|c| c == "execve" || c == "execveat") {
+        if !self.started() {
             self.log.line("the container's process never started: nothing written");
             audit_event(self.cfg, "abandoned", None, None, Some("the container's process never started".into()));
             return 0;
         }
-        self.observed.containers.insert(self.cfg.container_id.clone());
-        self.observed.runs = 1;
-        let arches: Vec<&str> = self.cfg.arches.iter().map(String::as_str).collect();
-        match write_recording(self.cfg, &self.observed, &arches) {
+        match self.write() {
             Ok(path) => {
                 self.log.line(&format!("wrote {} ({} calls)", path.display(), self.observed.syscalls.len()));
                 audit_event(self.cfg, "written", Some(&path), Some(&self.observed), None);
@@ -544,8 +663,8 @@ impl<'a> Worker<'a> {
 /// Reads and checks one connection: a peer running as root (or as us), one
 /// message of runc's process-state JSON naming our container and token, with
 /// exactly one fd that is a seccomp notify fd. Anything else is dropped.
-fn take_connection(cfg: &RecorderConfig, stream: &UnixStream, held: usize) -> Result<Conn, String> {
-    if held >= MAX_CONNECTIONS {
+fn take_connection(cfg: &RecorderConfig, stream: &UnixStream, slot: usize, held: usize) -> Result<Conn, String> {
+    if held >= MAX_CONNECTIONS || slot >= MAX_CONNECTIONS {
         return Err(format!("more than {MAX_CONNECTIONS} connections"));
     }
     let cred = socket::getsockopt(stream, socket::sockopt::PeerCredentials).map_err(|e| e.to_string())?;
@@ -569,7 +688,7 @@ fn take_connection(cfg: &RecorderConfig, stream: &UnixStream, held: usize) -> Re
         return Err("the fd passed is not a seccomp notify fd".into());
     }
     notify::prefer_sync_wakeup(fd.as_fd());
-    Ok(Conn { fd, pid: state.pid })
+    Ok(Conn { fd, pid: state.pid, slot })
 }
 
 /// Reads until the bytes parse as the process state, the peer closes, the size
@@ -628,14 +747,23 @@ fn send_with_fd(chan: &UnixStream, data: &[u8], fd: RawFd) -> std::io::Result<()
 
 /// Writes the recording under a lock (replicas of one container end together),
 /// merging with the existing file for `merge: containers`. An existing file that is
-/// not a valid recording is never overwritten by a merge.
-pub fn write_recording(cfg: &RecorderConfig, observed: &Observed, arches: &[&str]) -> Result<PathBuf, String> {
+/// not a valid recording is never overwritten by a merge. `counted`: notifications
+/// of `observed` an earlier write of this run already added to the file.
+pub fn write_recording(
+    cfg: &RecorderConfig,
+    observed: &Observed,
+    arches: &[&str],
+    counted: u64,
+) -> Result<PathBuf, String> {
     let path = profile::path_of(&cfg.dir, &cfg.output).map_err(|e| e.to_string())?;
     let _lock = lock_dir(&cfg.dir).map_err(|e| format!("cannot lock {}: {e}", cfg.dir.display()))?;
     let mut all = observed.clone();
     if cfg.merge == MergeMode::Containers {
         match profile::read(&path) {
-            Ok((_, before)) => all.merge(&before),
+            Ok((_, before)) => {
+                all.notifications -= counted.min(all.notifications);
+                all.merge(&before);
+            }
             Err(profile::ProfileFileError::Io { source, .. }) if source.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("not merging into it: {e}")),
         }
@@ -693,4 +821,64 @@ fn audit_event(
 /// which only root can read, not in /proc/PID/cmdline).
 pub fn argv() -> Vec<OsString> {
     vec![OsString::from("__recorder")]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Installs, on the calling thread only, a filter that sends `getppid` to a
+    /// listener; returns the listener fd.
+    fn notify_getppid_on_this_thread() -> OwnedFd {
+        let filter = [
+            // load seccomp_data.nr
+            libc::sock_filter { code: 0x20, jt: 0, jf: 0, k: 0 },
+            libc::sock_filter { code: 0x15, jt: 0, jf: 1, k: libc::SYS_getppid as u32 },
+            libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: libc::SECCOMP_RET_USER_NOTIF },
+            libc::sock_filter { code: 0x06, jt: 0, jf: 0, k: libc::SECCOMP_RET_ALLOW },
+        ];
+        let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_ptr().cast_mut() };
+        // SAFETY: prctl and seccomp on this thread with a valid program.
+        unsafe {
+            assert_eq!(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0), 0);
+            let fd = libc::syscall(
+                libc::SYS_seccomp,
+                libc::SECCOMP_SET_MODE_FILTER,
+                libc::SECCOMP_FILTER_FLAG_NEW_LISTENER,
+                &prog,
+            );
+            assert!(fd >= 0, "seccomp: {}", std::io::Error::last_os_error());
+            OwnedFd::from_raw_fd(fd as RawFd)
+        }
+    }
+
+    /// A notification the worker received but never answered is found from the
+    /// last id it published, and answered: the blocked call completes.
+    #[test]
+    fn a_received_unanswered_notification_is_found_and_answered() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let worker = std::thread::spawn(move || {
+            let fd = notify_getppid_on_this_thread();
+            tx.send(fd.try_clone().unwrap()).unwrap();
+            // SAFETY: getppid has no arguments.
+            let ppid = unsafe { libc::getppid() };
+            done_tx.send(ppid).unwrap();
+        });
+        let fd = rx.recv().unwrap();
+        let progress = Progress::new().unwrap();
+        let conn = Conn { fd, pid: 0, slot: 3 };
+        let mut fds = [PollFd::new(conn.fd.as_fd(), PollFlags::POLLIN)];
+        nix::poll::poll(&mut fds, PollTimeout::from(5000u16)).unwrap();
+        // The "worker" receives and dies before answering: poll no longer sees it.
+        let Ok(Received::Call(n)) = notify::receive(conn.fd.as_fd()) else { panic!("no notification") };
+        progress.set_received(3, n.id.wrapping_sub(2));
+        assert!(!pending(conn.fd.as_fd()));
+        assert!(done_rx.recv_timeout(Duration::from_millis(200)).is_err(), "still blocked");
+        assert_eq!(unanswered(&progress, &conn), Some(n.id));
+        notify::continue_call(conn.fd.as_fd(), n.id).unwrap();
+        assert_eq!(done_rx.recv_timeout(Duration::from_secs(5)).unwrap(), std::os::unix::process::parent_id() as i32);
+        assert_eq!(unanswered(&progress, &conn), None, "answered: no longer valid");
+        worker.join().unwrap();
+    }
 }
