@@ -1,5 +1,5 @@
-//! Small file helpers shared by the loaders: bounded reads that refuse to follow a
-//! final symlink or block on a FIFO.
+//! Small file helpers shared by the loaders and writers: bounded reads that refuse to
+//! follow a final symlink or block on a FIFO, and whole-or-nothing writes.
 
 use std::io::Read;
 use std::os::unix::fs::OpenOptionsExt;
@@ -45,6 +45,36 @@ pub fn read_capped_from(file: std::fs::File, cap: u64) -> Result<Vec<u8>, ReadEr
         return Err(ReadError::TooLarge);
     }
     Ok(buf)
+}
+
+/// Replaces `path` with `bytes` whole or not at all: a temp file beside it (created
+/// exclusively, never through a symlink, with `mode` whatever the umask), fsync'd,
+/// renamed over `path`, then the directory fsync'd so the new name survives a crash.
+/// The temp file's name starts with a dot, so directory readers that skip dot files
+/// (node_exporter's textfile collector, policy loaders) never see it.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.hardrun-{}.tmp", std::process::id()));
+    let result = (|| {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
+            .open(&tmp)?;
+        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 /// Why whoever is not root (or `also_owner`) could change the file or directory
@@ -100,6 +130,20 @@ mod tests {
         std::fs::write(&f, vec![b'x'; 100]).unwrap();
         assert_eq!(read_capped(&f, 100).unwrap().len(), 100);
         assert!(matches!(read_capped(&f, 99), Err(ReadError::TooLarge)));
+    }
+
+    #[test]
+    fn write_atomic_replaces_whole_with_the_mode_and_leaves_no_temp_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        std::fs::write(&f, "old").unwrap();
+        write_atomic(&f, b"new", 0o640).unwrap();
+        assert_eq!(std::fs::read(&f).unwrap(), b"new");
+        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(std::fs::read_dir(d.path()).unwrap().count(), 1, "a temp file was left");
+        assert!(write_atomic(&d.path().join("missing/f"), b"x", 0o600).is_err());
+        assert_eq!(std::fs::read(&f).unwrap(), b"new");
     }
 
     #[test]

@@ -914,25 +914,11 @@ impl Counters {
     }
 }
 
-/// Writes `path` whole or not at all: a temp file in the same directory, fsync'd,
-/// renamed over it. node_exporter never reads half a file.
+/// Writes `path` whole or not at all ([`crate::fsutil::write_atomic`]): node_exporter
+/// never reads half a file, and never the temp file (it reads only `*.prom`).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), ReviewError> {
-    use std::io::Write;
-    let err = |source| ReviewError::Write { path: path.to_owned(), source };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    // A leading dot: the textfile collector reads only `*.prom`, never the temp file.
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(err)
+    crate::fsutil::write_atomic(path, bytes, 0o644)
+        .map_err(|source| ReviewError::Write { path: path.to_owned(), source })
 }
 
 // ---------------------------------------------------------------------------------

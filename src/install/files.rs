@@ -1,8 +1,7 @@
 //! The files install writes: each checked before any is written, written atomically,
 //! and never overwriting a file with other content.
 
-use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use super::{InstallError, BACKUP_SUFFIX};
@@ -141,29 +140,10 @@ fn create_parent(path: &Path) -> Result<(), InstallError> {
     }
 }
 
-/// Temp file beside `path`, fsync'd, renamed over it, directory fsync'd.
+/// The file's parent created, then [`fsutil::write_atomic`](crate::fsutil::write_atomic).
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), InstallError> {
     create_parent(path)?;
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.hardrun-install-{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-            .open(&tmp)?;
-        f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result.map_err(io(path))
+    crate::fsutil::write_atomic(path, bytes, mode).map_err(io(path))
 }
 
 /// Copies the file to `<path>.hardrun.bak`, then replaces it atomically keeping its mode.

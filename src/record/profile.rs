@@ -4,8 +4,6 @@
 //! recording file is both a loadable `localhost/` profile and the input of merges.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -294,27 +292,9 @@ pub fn read(path: &Path) -> Result<(Value, Observed), ProfileFileError> {
 /// Writes `value` to `path` atomically: a new temp file in the same directory
 /// (exclusive, never following a link), fsync, rename, fsync of the directory.
 pub fn write_atomic(path: &Path, value: &Value) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        path.file_name().and_then(|n| n.to_str()).unwrap_or("recording"),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(libc::O_CLOEXEC | libc::O_NOFOLLOW)
-        .open(&tmp)?;
     let mut text = serde_json::to_vec_pretty(value).map_err(std::io::Error::other)?;
     text.push(b'\n');
-    let written = f.write_all(&text).and_then(|()| f.sync_all()).and_then(|()| std::fs::rename(&tmp, path));
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(e);
-    }
-    std::fs::File::open(dir).and_then(|d| d.sync_all())
+    crate::fsutil::write_atomic(path, &text, 0o644)
 }
 
 /// The recordings in `dir`: `(name, path)`, sorted.

@@ -4,8 +4,7 @@
 //! Files are written to a temp name and renamed, so a reader sees a whole verdict or
 //! none; anything unreadable is a miss.
 
-use std::io::Write;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -76,22 +75,8 @@ impl VerdictCache {
         }
         std::fs::DirBuilder::new().recursive(true).mode(0o700).create(&self.dir)?;
         let entry = Entry { key: key.to_owned(), expires: now + self.ttl_seconds as i64, signers: signers.to_vec() };
-        let tmp = self.dir.join(format!(".{key}.{}.tmp", std::process::id()));
-        let written = (|| {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                .open(&tmp)?;
-            f.write_all(&serde_json::to_vec(&entry).expect("entry serializes"))?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, self.path(key))
-        })();
-        if written.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        written
+        let bytes = serde_json::to_vec(&entry).expect("entry serializes");
+        crate::fsutil::write_atomic(&self.path(key), &bytes, 0o600)
     }
 }
 
