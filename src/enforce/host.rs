@@ -46,6 +46,12 @@ pub fn host_namespace_id(proc_name: &str) -> Option<(u64, u64)> {
     ns_id(&Path::new("/proc/1/ns").join(proc_name)).or_else(|| ns_id(&Path::new("/proc/self/ns").join(proc_name)))
 }
 
+/// Whether the namespace file at `path` is the host's namespace of this kind; `None`
+/// when either cannot be read, for the caller to decide which way to fail.
+pub fn is_host_namespace(proc_name: &str, path: &str) -> Option<bool> {
+    Some(ns_id(Path::new(path))? == host_namespace_id(proc_name)?)
+}
+
 /// (device, inode) of a namespace file.
 pub fn ns_id(path: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))

@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use super::host::{host_namespace_id, ns_id};
+use super::host::is_host_namespace;
 use super::{Finding, Host};
 use crate::policy::{NamespaceKind, NamespaceSettings};
 
@@ -40,10 +40,7 @@ pub fn plan(settings: &NamespaceSettings, spec: &Value, host: &Host) -> Vec<Find
 /// path that cannot be read is treated as the host's (fail closed): runc would fail
 /// on it anyway.
 fn joins_host(kind: NamespaceKind, path: &str) -> bool {
-    match (ns_id(std::path::Path::new(path)), host_namespace_id(kind.proc_name())) {
-        (Some(target), Some(host)) => target == host,
-        _ => true,
-    }
+    is_host_namespace(kind.proc_name(), path).unwrap_or(true)
 }
 
 #[cfg(test)]

@@ -62,12 +62,9 @@ fn shared_host_namespace(spec: &Value) -> Option<&'static str> {
             None => entry.is_none(),
             Some(path) => {
                 let proc_name = if *kind == "network" { "net" } else { "pid" };
-                // Where init's namespaces cannot be read (a confined hardrun), only
-                // init's own path is recognised.
-                match (super::host::ns_id(std::path::Path::new(path)), super::host::host_namespace_id(proc_name)) {
-                    (Some(target), Some(host)) => target == host,
-                    _ => path.starts_with("/proc/1/"),
-                }
+                // Where the namespaces cannot be read (a confined hardrun), only init's
+                // own path is recognised.
+                super::host::is_host_namespace(proc_name, path).unwrap_or_else(|| path.starts_with("/proc/1/"))
             }
         }
     })
