@@ -63,10 +63,7 @@ fn main() {
     let registry = Registry::start(d);
     let images = cri::build_images(d, &registry);
 
-    let prefix = d.join("prefix");
-    std::fs::create_dir_all(prefix.join("bin")).unwrap();
-    std::fs::copy(env!("CARGO_BIN_EXE_hardrun"), prefix.join("bin/hardrun")).unwrap();
-    std::os::unix::fs::symlink("hardrun", prefix.join("bin/hardrun-restricted")).unwrap();
+    let prefix = cri::install_hardrun(d, &["restricted"]);
     let wrapper = build_wrapper(d);
     let node_config = write_node(d);
     let config = d.join("containerd.toml");

@@ -42,10 +42,7 @@ impl Node {
         let d = dir.path();
         let registry = Registry::start(d);
         let images = cri::build_images(d, &registry);
-        // The binary where `install` points containerd: <prefix>/bin/hardrun.
-        let prefix = d.join("prefix");
-        std::fs::create_dir_all(prefix.join("bin")).unwrap();
-        std::fs::copy(env!("CARGO_BIN_EXE_hardrun"), prefix.join("bin/hardrun")).unwrap();
+        let prefix = cri::install_hardrun(d, &[]);
         let policy_dir = d.join("policies.d");
         std::fs::create_dir_all(&policy_dir).unwrap();
         for (name, text) in policies {

@@ -203,6 +203,23 @@ fn a_bundle_from_another_rekor_or_entry_is_rejected() {
     assert_eq!(run_case(&case, ReferenceRule::SameRepository).outcome.unwrap_err().kind(), "bundle-invalid");
 }
 
+/// A request for the fixtures' sample image at `digest`, trusting `case`'s key alone.
+fn sample_request(case: &Value, digest: String) -> VerifyRequest {
+    VerifyRequest {
+        image: ImageRef::parse("192.168.64.2:5000/cosign-signed-single-sample").unwrap(),
+        digest,
+        platform_digest: None,
+        requirements: vec![Requirement {
+            origin: "t".into(),
+            authorities: vec![authority(case)],
+            count: 1,
+            reference: ReferenceRule::SameRepository,
+            signed_on: SignedOn::Index,
+        }],
+        now: 0,
+    }
+}
+
 #[test]
 fn no_signature_and_count() {
     struct Nothing;
@@ -212,19 +229,7 @@ fn no_signature_and_count() {
         }
     }
     let case = cases().into_iter().find(|c| c["id"] == "ci-key-cosign-valid").unwrap();
-    let mut request = VerifyRequest {
-        image: ImageRef::parse("192.168.64.2:5000/cosign-signed-single-sample").unwrap(),
-        digest: running_digest(&case),
-        platform_digest: None,
-        requirements: vec![Requirement {
-            origin: "t".into(),
-            authorities: vec![authority(&case)],
-            count: 1,
-            reference: ReferenceRule::SameRepository,
-            signed_on: SignedOn::Index,
-        }],
-        now: 0,
-    };
+    let mut request = sample_request(&case, running_digest(&case));
     assert_eq!(verify(&request, &Nothing).outcome.unwrap_err().kind(), "no-signature");
     // Two authorities required, one signed.
     let other = Authority::Key {
@@ -255,19 +260,7 @@ fn signed_on_selects_index_or_platform_digest() {
     }
     let case = cases().into_iter().find(|c| c["id"] == "ci-key-cosign-valid").unwrap();
     let source = IndexOf(candidate(&case), running_digest(&case));
-    let mut request = VerifyRequest {
-        image: ImageRef::parse("192.168.64.2:5000/cosign-signed-single-sample").unwrap(),
-        digest: format!("sha256:{}", "9".repeat(64)),
-        platform_digest: None,
-        requirements: vec![Requirement {
-            origin: "t".into(),
-            authorities: vec![authority(&case)],
-            count: 1,
-            reference: ReferenceRule::SameRepository,
-            signed_on: SignedOn::Index,
-        }],
-        now: 0,
-    };
+    let mut request = sample_request(&case, format!("sha256:{}", "9".repeat(64)));
     assert_eq!(verify(&request, &source).outcome.unwrap_err().kind(), "digest-mismatch");
     for on in [SignedOn::Platform, SignedOn::Either] {
         request.requirements[0].signed_on = on;

@@ -189,6 +189,18 @@ pub fn build_images(dir: &Path, registry: &Registry) -> Images {
 // ---------------------------------------------------------------------------------
 // containerd
 
+/// hardrun installed where `install` points containerd: `<dir>/prefix/bin/hardrun`,
+/// plus a `hardrun-<class>` link for each of `classes`. Returns the prefix.
+pub fn install_hardrun(dir: &Path, classes: &[&str]) -> PathBuf {
+    let prefix = dir.join("prefix");
+    std::fs::create_dir_all(prefix.join("bin")).unwrap();
+    std::fs::copy(env!("CARGO_BIN_EXE_hardrun"), prefix.join("bin/hardrun")).unwrap();
+    for class in classes {
+        std::os::unix::fs::symlink("hardrun", prefix.join(format!("bin/hardrun-{class}"))).unwrap();
+    }
+    prefix
+}
+
 /// The containerd config the e2e tests run: deploy/containerd/config.toml with the
 /// settings a kubelet-less test node needs, then `hardrun install --containerd-only`.
 pub fn write_containerd_config(path: &Path, registry: &Registry, images: &Images, prefix: &Path, handlers: &[&str]) {
