@@ -16,7 +16,7 @@ use serde_json::Value;
 use crate::context::ContainerContext;
 use crate::enforce::seccomp::{docker, Target};
 use crate::enforce::Host;
-use crate::policy::{load, Origin, PolicySet};
+use crate::policy::{load, PolicySet};
 use crate::spec::{view, SpecFile};
 
 /// Splits fuzz input at the first `sep` byte: two independent inputs from one.
@@ -38,13 +38,7 @@ pub fn argv(data: &[u8]) {
 pub fn policy(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     if let Ok(docs) = load::parse_documents(Path::new("fuzz.yaml"), text) {
-        let set = PolicySet {
-            origin: Origin::Embedded,
-            policies: docs.policies,
-            exemptions: docs.exemptions,
-            recordings: docs.recordings,
-        };
-        let _ = crate::policy::lint::check_set(&set, &[]);
+        let _ = crate::policy::lint::check_set(&PolicySet::from(docs), &[]);
     }
 }
 
@@ -55,12 +49,7 @@ pub fn spec_patch(data: &[u8]) {
     let (policy, spec) = split_at_byte(data, 0);
     let Ok(text) = std::str::from_utf8(policy) else { return };
     let Ok(docs) = load::parse_documents(Path::new("fuzz.yaml"), text) else { return };
-    let set = PolicySet {
-        origin: Origin::Embedded,
-        policies: docs.policies,
-        exemptions: docs.exemptions,
-        recordings: docs.recordings,
-    };
+    let set = PolicySet::from(docs);
     let Ok(value) = SpecFile::parse(Path::new("config.json"), spec) else { return };
     let context = ContainerContext::from_parts(&view::annotations(&value), Some("fuzz"), None, None);
     let Ok(eval) = crate::pipeline::evaluate(&set, &value, context, &Host::default()) else { return };

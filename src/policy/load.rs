@@ -130,13 +130,7 @@ impl PolicySet {
     }
 
     pub fn embedded() -> Result<Self, LoadError> {
-        let docs = parse_documents(Path::new(EMBEDDED_BASELINE_SOURCE), EMBEDDED_BASELINE)?;
-        Ok(PolicySet {
-            origin: Origin::Embedded,
-            policies: docs.policies,
-            exemptions: docs.exemptions,
-            recordings: docs.recordings,
-        })
+        parse_documents(Path::new(EMBEDDED_BASELINE_SOURCE), EMBEDDED_BASELINE).map(PolicySet::from)
     }
 
     pub fn load_dir(dir: &Path) -> Result<Self, LoadError> {
@@ -167,12 +161,19 @@ impl PolicySet {
             .chain(all.exemptions.iter().map(|e| (&e.name, &e.source)))
             .chain(all.recordings.iter().map(|r| (&r.name, &r.source)));
         check_unique_names(names)?;
-        Ok(PolicySet {
+        Ok(PolicySet::from(all))
+    }
+}
+
+/// The documents as a set (origin: embedded until a loader says otherwise).
+impl From<Documents> for PolicySet {
+    fn from(docs: Documents) -> Self {
+        PolicySet {
             origin: Origin::Embedded,
-            policies: all.policies,
-            exemptions: all.exemptions,
-            recordings: all.recordings,
-        })
+            policies: docs.policies,
+            exemptions: docs.exemptions,
+            recordings: docs.recordings,
+        }
     }
 }
 
