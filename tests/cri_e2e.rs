@@ -90,13 +90,12 @@ fn shipped_baseline() -> (&'static str, &'static str) {
 
 /// Without CNI, test pods use the host's network (and so its UTS namespace): the
 /// baseline denies that, as it should for real pods; this namespace is exempt, as a
-/// node agent's would be. IPC too: an app container joins its sandbox's IPC namespace
-/// by path, and where /proc/1/ns is unreadable (this CI machine: root gets EACCES)
-/// hardrun cannot tell that namespace from the host's and fails closed.
+/// node agent's would be. (An app container joining its sandbox's IPC namespace by
+/// path needs no exemption: that namespace is the pod's, not the host's.)
 const HOST_NETWORK_EXEMPTION: (&str, &str) = (
     "e2e-host-network.yaml",
     "apiVersion: hardrun.dev/v1alpha1\nkind: Exemption\nmetadata:\n  name: e2e-host-network\nspec:\n  match:\n    \
-     namespaces: [e2e]\n  rules: [namespaces.host-network, namespaces.host-uts, namespaces.host-ipc]\n  \
+     namespaces: [e2e]\n  rules: [namespaces.host-network, namespaces.host-uts]\n  \
      reason: test pods without CNI run in the host's network\n",
 );
 
